@@ -1,0 +1,142 @@
+# Sortie: build, run, test, install.  `make help` lists the targets.
+#
+# Overridable: CC, CFLAGS, LDFLAGS, PREFIX, DESTDIR, BUILD (the output folder),
+# PORT, PUSH_PORT, REDIS_PORT (for run/start).
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+PORT       ?= 8080
+PUSH_PORT  ?= 8081
+REDIS_PORT ?= 6390
+
+WARN     = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Ilib -I$(BUILD)/gen $(CPPFLAGS)
+CFLAGS_ALL   = $(WARN) $(CFLAGS) -MMD -MP
+LIBS_CORE    = -lhiredis -ljson-c -ljwt -lcrypto
+LIBS_FCGI    = -lfcgi
+LIBS_PUSH    = -lmicrohttpd -lwslay -lhiredis
+LIBS_TEST    = -lcriterion -lcurl
+
+LUA      = $(sort $(filter-out lib/lua/common.lua,$(wildcard lib/lua/*.lua)))
+LIB_SRC  = $(wildcard lib/*.c)
+LIB_OBJ  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) $(BUILD)/gen/sortie_lua.o
+LIBA     = $(BUILD)/libsortie.a
+
+# endpoint program name = the SORTIE_R_* rows it serves (see lib/api.h)
+ENDPOINTS = fire=SORTIE_R_FIRE \
+            fire-count=SORTIE_R_FIRE_COUNT \
+            signals=SORTIE_R_SIGNAL_CREATE,SORTIE_R_SIGNAL_GET \
+            stats=SORTIE_R_STATS \
+            missions=SORTIE_R_MISSION \
+            mission-page=SORTIE_R_PAGE \
+            trades=SORTIE_R_TRADE_CLOSE \
+            publish=SORTIE_R_PUBLISH \
+            events=SORTIE_R_EVENTS \
+            health=SORTIE_R_HEALTH
+EP_NAMES = $(foreach e,$(ENDPOINTS),$(firstword $(subst =, ,$(e))))
+EP_BINS  = $(patsubst %,$(BUILD)/cgi-bin/%.fcgi,$(EP_NAMES))
+CGI_BINS = $(BUILD)/cgi-bin/sortie-api $(EP_BINS)
+TOOLS    = $(BUILD)/bin/sortie-token $(BUILD)/bin/sortie-expire
+PROGRAMS = $(CGI_BINS) $(TOOLS)
+
+UNIT_SRC  = $(wildcard tests/unit/test_*.c)
+UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+INT_SRC   = $(wildcard tests/integration/test_*.c)
+INT_BINS  = $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INT_SRC))
+HARNESS_OBJ = $(BUILD)/tests/harness.o
+
+.PHONY: all deps run start stop test san clean install help tests bench
+all: $(PROGRAMS)
+
+help:
+	@echo "make            build everything into $(BUILD)/"
+	@echo "make run        install what is missing, build, start Redis + Apache + pushd, print the URL"
+	@echo "make start|stop the same stack in the background / stop it"
+	@echo "make test       install what is missing, build, run every test"
+	@echo "make san        the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make install    install into DESTDIR/PREFIX (default /usr/local)"
+	@echo "make clean      remove $(BUILD)/ and build-san/"
+
+deps:
+	@sh tools/deps.sh
+
+$(BUILD)/gen/sortie_lua.h $(BUILD)/gen/sortie_lua.c: lib/lua/common.lua $(LUA) tools/lua2c.sh
+	@mkdir -p $(BUILD)/gen
+	sh tools/lua2c.sh $(BUILD)/gen/sortie_lua.h $(BUILD)/gen/sortie_lua.c lib/lua/common.lua $(LUA)
+
+$(BUILD)/gen/sortie_lua.o: $(BUILD)/gen/sortie_lua.c
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/lib/%.o: lib/%.c $(BUILD)/gen/sortie_lua.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c -o $@ $<
+
+$(LIBA): $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/cgi-bin/sortie-api: cgi-bin/sortie-api.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LIBA) $(LIBS_FCGI) $(LIBS_CORE) $(LDFLAGS)
+
+define endpoint_rule
+$(BUILD)/cgi-bin/$(1).fcgi: cgi-bin/endpoint.c $(LIBA)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS_ALL) $$(CFLAGS_ALL) -MF $$@.d -DSORTIE_NAME='"$(1)"' -DSORTIE_ROUTES='$(2)' -o $$@ $$< $$(LIBA) $$(LIBS_FCGI) $$(LIBS_CORE) $$(LDFLAGS)
+endef
+$(foreach e,$(ENDPOINTS),$(eval $(call endpoint_rule,$(firstword $(subst =, ,$(e))),$(lastword $(subst =, ,$(e))))))
+
+$(BUILD)/bin/%: tools/%.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LIBA) $(LIBS_CORE) $(LDFLAGS)
+
+# ---- tests ----
+$(BUILD)/tests/%.o: tests/%.c $(BUILD)/gen/sortie_lua.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) -Itests $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBA)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBA) $(LIBS_CORE) $(LIBS_TEST) $(LDFLAGS)
+
+$(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(HARNESS_OBJ) $(LIBA)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(HARNESS_OBJ) $(LIBA) $(LIBS_CORE) $(LIBS_TEST) $(LDFLAGS)
+
+tests: $(PROGRAMS) $(UNIT_BINS) $(INT_BINS)
+
+test: deps
+	@$(MAKE) --no-print-directory tests
+	@BUILD=$(BUILD) sh tests/run.sh
+
+san:
+	@sh tools/deps.sh
+	@$(MAKE) --no-print-directory tests BUILD=build-san CC=clang \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=address,undefined"
+	@BUILD=build-san SORTIE_SAN=1 sh tests/run.sh
+
+# ---- the stack ----
+run: deps all
+	@BUILD=$(BUILD) PORT=$(PORT) PUSH_PORT=$(PUSH_PORT) REDIS_PORT=$(REDIS_PORT) sh tools/stack.sh run
+
+start: deps all
+	@BUILD=$(BUILD) PORT=$(PORT) PUSH_PORT=$(PUSH_PORT) REDIS_PORT=$(REDIS_PORT) sh tools/stack.sh start
+
+stop:
+	@BUILD=$(BUILD) sh tools/stack.sh stop
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/sortie/cgi-bin \
+	  $(DESTDIR)$(PREFIX)/share/sortie/www $(DESTDIR)$(PREFIX)/share/sortie/conf
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(BUILD)/cgi-bin/sortie-api $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(EP_BINS) $(DESTDIR)$(PREFIX)/lib/sortie/cgi-bin/
+	cp -R www/. $(DESTDIR)$(PREFIX)/share/sortie/www/
+	cp -R conf/. $(DESTDIR)$(PREFIX)/share/sortie/conf/
+
+clean:
+	rm -rf $(BUILD) build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

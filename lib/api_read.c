@@ -1,0 +1,225 @@
+/* The reading endpoints: fire count, signal, stats, mission, event polling and
+ * health. Reads are idempotent, so a Redis connection lost mid-call is retried
+ * once on a new one. */
+#include "api.h"
+#include "json.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Runs a read script; writes its answer (503 if unreachable) and returns the
+ * reply for extra elements (caller frees) or NULL. */
+static sortie_reply *read_script(struct sortie_app *app, struct sortie_resp *resp,
+                                 enum sortie_lua s, int argc, const char **argv)
+{
+  sortie_reply *rep = sortie_redis_script(app->redis, s, SORTIE_REDIS_IDEMPOTENT, argc, argv, NULL);
+  if (rep == NULL) {
+    sortie_problem_redis(resp, app);
+    return NULL;
+  }
+  sortie_resp_from_script(resp, app, rep);
+  return rep;
+}
+
+/* ETag + If-None-Match: 304 with an empty body when the client has it. */
+static void etag(struct sortie_req *req, struct sortie_resp *resp, const char *tag)
+{
+  sortie_resp_header(resp, "ETag", "%s", tag);
+  sortie_resp_header(resp, "Cache-Control", "no-cache");
+  if (resp->status == 200 && sortie_etag_match(req->if_none_match, tag)) {
+    resp->status = 304;
+    sortie_buf_reset(&resp->body);
+  }
+}
+
+void sortie_api_fire_count(struct sortie_app *app, struct sortie_req *req,
+                           struct sortie_resp *resp)
+{
+  const char *sid = req->param[0];
+  char key[256];
+  snprintf(key, sizeof key, "%ssignal:%s", app->cfg.redis_prefix, sid);
+  const char *av[] = {"HMGET", key, "fire_count", "id"};
+  sortie_reply *rep = sortie_redis_cmd(app->redis, SORTIE_REDIS_IDEMPOTENT, 4, av, NULL);
+  if (rep == NULL) {
+    sortie_problem_redis(resp, app);
+    return;
+  }
+  const sortie_reply *c = sortie_reply_at(rep, 0), *id = sortie_reply_at(rep, 1);
+  size_t n = 0;
+  const char *count = c ? sortie_reply_str(c, &n) : NULL;
+  if (id == NULL || sortie_reply_type(id) != SORTIE_REPLY_STRING) {
+    sortie_reply_free(rep);
+    sortie_problem(resp, 404, "not-found", NULL, "no signal %s", sid);
+    return;
+  }
+  char cnt[24] = "0", tag[48];
+  if (count && n < sizeof cnt) {
+    memcpy(cnt, count, n);
+    cnt[n] = '\0';
+  }
+  sortie_reply_free(rep);
+  resp->status = 200;
+  resp->content_type = "application/json";
+  sortie_buf_puts(&resp->body, "{\"signal_id\":");
+  sortie_json_quote(&resp->body, sid, strlen(sid));
+  sortie_buf_printf(&resp->body, ",\"count\":%s,\"timestamp\":%lld}", cnt, (long long)time(NULL));
+  snprintf(tag, sizeof tag, "\"fc%s\"", cnt);
+  etag(req, resp, tag);
+}
+
+void sortie_api_signal_get(struct sortie_app *app, struct sortie_req *req,
+                           struct sortie_resp *resp)
+{
+  const char *argv[] = {req->param[0]};
+  sortie_reply_free(read_script(app, resp, SORTIE_LUA_SIGNAL_GET, 1, argv));
+}
+
+void sortie_api_stats(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)
+{
+  const char *uid = req->param[0];
+  if (!sortie_auth_may_act_for(&req->who, uid, strlen(uid))) {
+    sortie_problem(resp, 403, "forbidden", NULL, "user %s may not read the stats of user %s",
+                   req->who.sub, uid);
+    return;
+  }
+  const char *argv[] = {uid};
+  sortie_reply *rep = read_script(app, resp, SORTIE_LUA_STATS, 1, argv);
+  if (rep == NULL)
+    return;
+  const sortie_reply *t = sortie_reply_at(rep, 2);
+  size_t n;
+  const char *s = t ? sortie_reply_str(t, &n) : NULL;
+  if (s && n < 64) {
+    char tag[64];
+    memcpy(tag, s, n);
+    tag[n] = '\0';
+    etag(req, resp, tag);
+  }
+  sortie_reply_free(rep);
+}
+
+void sortie_api_mission(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)
+{
+  const char *argv[] = {req->param[0], req->who.sub};
+  sortie_reply_free(read_script(app, resp, SORTIE_LUA_MISSION, 2, argv));
+}
+
+#define EVENTS_MAX_CHANNELS 64
+
+void sortie_api_events(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)
+{
+  char chans[EVENTS_MAX_CHANNELS * (SORTIE_CHANNEL_MAX + 1) + 1];
+  char cur[EVENTS_MAX_CHANNELS * (SORTIE_CHANNEL_MAX + SORTIE_STREAM_ID_MAX + 2) + 1];
+  char lim[8];
+  long cn = sortie_query_get(req->query, "channels", chans, sizeof chans);
+  if (cn <= 0) {
+    sortie_problem_field(resp, 400, "channels", "channels is required: a comma-separated list "
+                                                "of at most %d channels", EVENTS_MAX_CHANNELS);
+    return;
+  }
+  long limit = 100;
+  long ln = sortie_query_get(req->query, "limit", lim, sizeof lim);
+  if (ln >= 0) {
+    char *end;
+    limit = strtol(lim, &end, 10);
+    if (ln == 0 || *end || limit < 1 || limit > 100) {
+      sortie_problem_field(resp, 400, "limit", "limit must be from 1 to 100");
+      return;
+    }
+  }
+  struct sortie_cursor_pos pos[EVENTS_MAX_CHANNELS];
+  size_t npos = 0;
+  long kn = sortie_query_get(req->query, "cursor", cur, sizeof cur);
+  if (kn > 0 && sortie_cursor_parse(cur, (size_t)kn, pos, EVENTS_MAX_CHANNELS, &npos) < 0) {
+    sortie_problem_field(resp, 400, "cursor", "cursor is not one this server gave out");
+    return;
+  }
+
+  /* channels -> script arguments: limit, then (channel, position) pairs */
+  const char *argv[1 + 2 * EVENTS_MAX_CHANNELS];
+  char limbuf[8];
+  snprintf(limbuf, sizeof limbuf, "%ld", limit);
+  int argc = 0;
+  argv[argc++] = limbuf;
+  char *save = NULL;
+  int nch = 0;
+  for (char *ch = strtok_r(chans, ",", &save); ch; ch = strtok_r(NULL, ",", &save)) {
+    size_t l = strlen(ch);
+    enum sortie_chan_kind k = sortie_channel_parse(ch, l, NULL, NULL);
+    if (k <= SORTIE_CHAN_UNKNOWN) {
+      sortie_problem_field(resp, 400, "channels", "'%.80s' is not a channel", ch);
+      return;
+    }
+    if (!sortie_auth_may_read(&req->who, ch, l)) {
+      sortie_problem(resp, 403, "forbidden", NULL, "user %s may not read channel %s",
+                     req->who.sub, ch);
+      return;
+    }
+    for (int i = 1; i < argc; i += 2)
+      if (strcmp(argv[i], ch) == 0) {
+        sortie_problem_field(resp, 400, "channels", "channel %s is listed twice", ch);
+        return;
+      }
+    if (++nch > EVENTS_MAX_CHANNELS) {
+      sortie_problem_field(resp, 400, "channels", "at most %d channels", EVENTS_MAX_CHANNELS);
+      return;
+    }
+    const char *p = "";
+    for (size_t i = 0; i < npos; i++)
+      if (strcmp(pos[i].channel, ch) == 0) {
+        /* "0" and "0-0" are the same position; the script compares text */
+        p = strcmp(pos[i].id, "0") == 0 ? "0-0" : pos[i].id;
+        break;
+      }
+    argv[argc++] = ch;
+    argv[argc++] = p;
+  }
+  sortie_reply *rep = read_script(app, resp, SORTIE_LUA_EVENTS, argc, argv);
+  if (rep == NULL || resp->status != 200) {
+    sortie_reply_free(rep);
+    return;
+  }
+  /* {"events":[...],"cursor":"chan@id,..."}: the events are the envelopes the
+   * script built, byte for byte what the push daemon sends */
+  struct sortie_buf b = {0};
+  sortie_buf_puts(&b, "{\"events\":");
+  sortie_buf_append(&b, resp->body.base, resp->body.len);
+  sortie_buf_puts(&b, ",\"cursor\":\"");
+  npos = 0;
+  for (size_t i = 2; i + 1 < sortie_reply_len(rep) && npos < EVENTS_MAX_CHANNELS; i += 2) {
+    size_t a, c;
+    const char *ch = sortie_reply_str(sortie_reply_at(rep, i), &a);
+    const char *id = sortie_reply_str(sortie_reply_at(rep, i + 1), &c);
+    if (!ch || !id || a > SORTIE_CHANNEL_MAX || c > SORTIE_STREAM_ID_MAX)
+      continue;
+    memcpy(pos[npos].channel, ch, a);
+    pos[npos].channel[a] = '\0';
+    memcpy(pos[npos].id, id, c);
+    pos[npos].id[c] = '\0';
+    npos++;
+  }
+  sortie_cursor_format(pos, npos, &b);
+  sortie_buf_puts(&b, "\"}");
+  sortie_resp_json(resp, 200, b.base, b.len);
+  sortie_buf_free(&b);
+  sortie_reply_free(rep);
+}
+
+void sortie_api_health(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)
+{
+  (void)req;
+  const char *av[] = {"PING"};
+  sortie_reply *rep = sortie_redis_cmd(app->redis, SORTIE_REDIS_IDEMPOTENT, 1, av, NULL);
+  int ok = rep && sortie_reply_type(rep) == SORTIE_REPLY_STATUS;
+  sortie_reply_free(rep);
+  char body[128];
+  int n = snprintf(body, sizeof body, "{\"status\":\"%s\",\"redis\":\"%s\",\"version\":\"%s\"}",
+                   ok ? "ok" : "degraded", ok ? "ok" : "down", SORTIE_VERSION);
+  sortie_resp_json(resp, ok ? 200 : 503, body, (size_t)n);
+  if (!ok) {
+    LOG_WARN("health", "redis down: %s", sortie_redis_errstr(app->redis));
+    sortie_resp_header(resp, "Retry-After", "1");
+  }
+}

@@ -1,0 +1,329 @@
+/* FastCGI/CGI front: the request loop over libfcgi, and the pre-forked pool. */
+#include "fcgi.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- transports ---- */
+
+static long cgi_read(void *ctx, char *buf, size_t n)
+{
+  (void)ctx;
+  size_t r = fread(buf, 1, n, stdin);
+  if (r == 0 && ferror(stdin))
+    return -1;
+  return (long)r;
+}
+
+static int cgi_write(void *ctx, const char *buf, size_t n)
+{
+  (void)ctx;
+  return fwrite(buf, 1, n, stdout) == n ? 0 : -1;
+}
+
+static const char *cgi_param(void *ctx, const char *name)
+{
+  (void)ctx;
+  return getenv(name);
+}
+
+static long fcgi_read(void *ctx, char *buf, size_t n)
+{
+  FCGX_Request *r = ctx;
+  int got = FCGX_GetStr(buf, n > 65536 ? 65536 : (int)n, r->in);
+  return got < 0 ? -1 : got;
+}
+
+static int fcgi_write(void *ctx, const char *buf, size_t n)
+{
+  FCGX_Request *r = ctx;
+  return FCGX_PutStr(buf, (int)n, r->out) == (int)n ? 0 : -1;
+}
+
+static const char *fcgi_param(void *ctx, const char *name)
+{
+  FCGX_Request *r = ctx;
+  return FCGX_GetParam(name, r->envp);
+}
+
+/* A program whose configuration is broken still answers, with a 500 that says
+ * so, rather than failing in ways the web server reports as a bare 503. */
+static char broken_why[512];
+
+static void broken(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)
+{
+  (void)app;
+  (void)req;
+  sortie_problem(resp, 500, "internal", NULL, "the server is misconfigured (see its log)");
+}
+
+static const struct sortie_route broken_routes[] = {
+    {"GET", "", broken, 0},
+};
+
+static void serve_broken(struct sortie_app *app, struct sortie_io *io)
+{
+  /* route everything to `broken`: match on the path itself */
+  struct sortie_route r = broken_routes[0];
+  const char *m = io->param(io->ctx, "REQUEST_METHOD");
+  r.method = m ? (strcmp(m, "HEAD") == 0 ? "GET" : m) : "GET";
+  const char *uri = io->param(io->ctx, "REQUEST_URI");
+  char path[512];
+  snprintf(path, sizeof path, "%.*s", (int)strcspn(uri ? uri : "/", "?"), uri ? uri : "/");
+  r.pattern = path;
+  LOG_ERROR("app", "not serving: %s", broken_why);
+  sortie_http_serve(app, &r, 1, io);
+}
+
+/* ---- loops ---- */
+
+static volatile sig_atomic_t stopping;
+
+static void on_term(int sig)
+{
+  (void)sig;
+  stopping = 1;
+  FCGX_ShutdownPending();
+}
+
+static int fcgi_loop(struct sortie_app *app, int ok, int sock, const struct sortie_route *routes,
+                     size_t n)
+{
+  FCGX_Request req;
+  if (FCGX_Init() != 0 || FCGX_InitRequest(&req, sock, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+    LOG_ERROR("fcgi", "FCGX_Init failed");
+    return 1;
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_term;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGUSR1, &sa, NULL); /* mod_fcgid's graceful stop */
+  signal(SIGPIPE, SIG_IGN);
+  while (!stopping && FCGX_Accept_r(&req) >= 0) {
+    struct sortie_io io = {fcgi_read, fcgi_write, fcgi_param, &req};
+    if (ok)
+      sortie_http_serve(app, routes, n, &io);
+    else
+      serve_broken(app, &io);
+    FCGX_Finish_r(&req);
+  }
+  return 0;
+}
+
+static int open_listen(const char *spec, int mode)
+{
+  if (spec[0] == '/' || spec[0] == '.')
+    unlink(spec);
+  mode_t old = umask(0);
+  int fd = FCGX_OpenSocket(spec, 1024);
+  umask(old);
+  if (fd < 0)
+    return -1;
+  if (spec[0] == '/' || spec[0] == '.')
+    chmod(spec, (mode_t)mode);
+  return fd;
+}
+
+static volatile sig_atomic_t got_child, got_hup;
+
+static void on_child(int sig)
+{
+  (void)sig;
+  got_child = 1;
+}
+
+static void on_hup(int sig)
+{
+  (void)sig;
+  got_hup = 1;
+}
+
+static pid_t spawn_worker(struct sortie_app *app, int ok, int sock,
+                          const struct sortie_route *routes, size_t n)
+{
+  pid_t pid = fork();
+  if (pid != 0)
+    return pid;
+  prctl(PR_SET_PDEATHSIG, SIGTERM); /* no orphaned workers if the master is killed */
+  signal(SIGCHLD, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
+  signal(SIGINT, SIG_IGN);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  _exit(fcgi_loop(app, ok, sock, routes, n));
+}
+
+static int pool(struct sortie_app *app, int ok, const char *spec, int workers, int mode,
+                const char *pidfile, const char *name, const struct sortie_route *routes,
+                size_t n)
+{
+  int sock = open_listen(spec, mode);
+  if (sock < 0) {
+    LOG_ERROR("pool", "cannot listen on %s: %s", spec, strerror(errno));
+    return 1;
+  }
+  if (pidfile) {
+    FILE *f = fopen(pidfile, "w");
+    if (f) {
+      fprintf(f, "%d\n", (int)getpid());
+      fclose(f);
+    }
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_term;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sa.sa_handler = on_child;
+  sigaction(SIGCHLD, &sa, NULL);
+  sa.sa_handler = on_hup;
+  sigaction(SIGHUP, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGTERM);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGCHLD);
+  sigaddset(&block, SIGHUP);
+  sigprocmask(SIG_BLOCK, &block, &old);
+
+  pid_t *pids = calloc((size_t)workers, sizeof *pids);
+  time_t *born = calloc((size_t)workers, sizeof *born);
+  if (pids == NULL || born == NULL)
+    abort();
+  for (int i = 0; i < workers; i++) {
+    pids[i] = spawn_worker(app, ok, sock, routes, n);
+    born[i] = time(NULL);
+  }
+  LOG_INFO("pool", "%s: %d workers on %s", name, workers, spec);
+  while (!stopping) {
+    sigsuspend(&old);
+    if (got_hup) {
+      got_hup = 0;
+      sortie_log_reopen();
+      for (int i = 0; i < workers; i++)
+        if (pids[i] > 0)
+          kill(pids[i], SIGTERM); /* each is replaced with a fresh one below */
+    }
+    got_child = 0;
+    int st;
+    pid_t p;
+    while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+      for (int i = 0; i < workers; i++) {
+        if (pids[i] != p)
+          continue;
+        pids[i] = 0;
+        if (stopping)
+          break;
+        if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM) && time(NULL) - born[i] < 1) {
+          LOG_WARN("pool", "worker %d died at start; waiting 1 s before the next", (int)p);
+          sleep(1);
+        } else if (WIFSIGNALED(st) && WTERMSIG(st) != SIGTERM) {
+          LOG_ERROR("pool", "worker %d killed by signal %d; restarting it", (int)p, WTERMSIG(st));
+        }
+        pids[i] = spawn_worker(app, ok, sock, routes, n);
+        born[i] = time(NULL);
+      }
+    }
+  }
+  for (int i = 0; i < workers; i++)
+    if (pids[i] > 0)
+      kill(pids[i], SIGTERM);
+  /* connections still queued get served by nobody: give running requests up to
+   * 5 s, then insist */
+  for (int waited = 0; waited < 50; waited++) {
+    int alive = 0;
+    for (int i = 0; i < workers; i++) {
+      if (pids[i] > 0 && waitpid(pids[i], NULL, WNOHANG) == pids[i])
+        pids[i] = 0;
+      alive += pids[i] > 0;
+    }
+    if (!alive)
+      break;
+    usleep(100000);
+  }
+  for (int i = 0; i < workers; i++)
+    if (pids[i] > 0) {
+      kill(pids[i], SIGKILL);
+      waitpid(pids[i], NULL, 0);
+    }
+  close(sock);
+  if (spec[0] == '/' || spec[0] == '.')
+    unlink(spec);
+  if (pidfile)
+    unlink(pidfile);
+  free(pids);
+  free(born);
+  LOG_INFO("pool", "%s: stopped", name);
+  return 0;
+}
+
+static void usage(const char *name)
+{
+  fprintf(stderr,
+          "usage: %s [-c CONFIG] [-s SOCKET -n WORKERS [-p PIDFILE] [-m MODE]]\n"
+          "  without -s: plain CGI, or FastCGI on fd 0 when started by a FastCGI server\n"
+          "  -s SOCKET  run a pool of workers on SOCKET (a path or 127.0.0.1:PORT)\n"
+          "  -n WORKERS number of workers in the pool (default 4)\n"
+          "  -p PIDFILE write the pool's pid there\n"
+          "  -m MODE    permissions of a unix SOCKET (octal, default 660)\n",
+          name);
+}
+
+int sortie_fcgi_main(int argc, char **argv, const char *name, const struct sortie_route *routes,
+                     size_t nroutes)
+{
+  const char *conf = NULL, *sock = NULL, *pidfile = NULL;
+  int workers = 4, mode = 0660, c;
+  while ((c = getopt(argc, argv, "c:s:n:p:m:h")) != -1) {
+    switch (c) {
+    case 'c': conf = optarg; break;
+    case 's': sock = optarg; break;
+    case 'n': workers = atoi(optarg); break;
+    case 'p': pidfile = optarg; break;
+    case 'm': mode = (int)strtol(optarg, NULL, 8); break;
+    default: usage(name); return c == 'h' ? 0 : 2;
+    }
+  }
+  if (workers < 1 || workers > 1024) {
+    usage(name);
+    return 2;
+  }
+  struct sortie_app app;
+  int ok = sortie_app_init(&app, conf, broken_why, sizeof broken_why) == 0;
+  if (!ok) {
+    LOG_ERROR("app", "%s: %s", name, broken_why);
+    if (app.redis == NULL)
+      app.redis = sortie_redis_new(&app.cfg);
+  }
+  int rc;
+  if (sock) {
+    rc = pool(&app, ok, sock, workers, mode, pidfile, name, routes, nroutes);
+  } else if (!FCGX_IsCGI()) {
+    rc = fcgi_loop(&app, ok, 0, routes, nroutes);
+  } else {
+    struct sortie_io io = {cgi_read, cgi_write, cgi_param, NULL};
+    if (ok)
+      sortie_http_serve(&app, routes, nroutes, &io);
+    else
+      serve_broken(&app, &io);
+    fflush(stdout);
+    rc = 0;
+  }
+  sortie_app_free(&app);
+  return rc;
+}

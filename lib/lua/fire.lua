@@ -1,0 +1,95 @@
+-- POST /api/fire: one user fires one signal, atomically.
+-- ARGV[4] signal id, [5] user id, [6] client timestamp (unix s), [7] allowed
+-- clock skew (s), [8] fires per minute per user, [9] Idempotency-Key or '',
+-- [10] idempotency TTL (s).
+-- Order of checks: idempotent replay, timestamp, 404, 410, 409, 429; then every
+-- write, the three events, and the remembered answer.
+local sid, uid = ARGV[4], ARGV[5]
+local client_ts, window = tonumber(ARGV[6]), tonumber(ARGV[7])
+local rate, idem, idem_ttl = tonumber(ARGV[8]), ARGV[9], ARGV[10]
+local now = now_ms()
+
+local idem_key
+if idem ~= '' then
+  idem_key = P .. 'idem:' .. uid .. ':' .. idem
+  local prev = redis.call('HMGET', idem_key, 'signal_id', 'body')
+  if prev[1] then
+    if prev[1] ~= sid then
+      return fail(422, 'idempotency-key-reused',
+        'this Idempotency-Key was already used to fire signal ' .. prev[1],
+        {field = 'Idempotency-Key'})
+    end
+    return {201, prev[2], 'replayed'}
+  end
+end
+
+if math.abs(now / 1000 - client_ts) > window then
+  return fail(422, 'invalid-field', 'timestamp must be within ' .. window ..
+    ' s of the server clock (server time ' .. math.floor(now / 1000) .. ')',
+    {field = 'timestamp', server_time = math.floor(now / 1000)})
+end
+
+local skey = P .. 'signal:' .. sid
+local s = redis.call('HMGET', skey, 'status', 'expires_at', 'symbol', 'direction', 'entry')
+if not s[1] then
+  return fail(404, 'not-found', 'no signal ' .. sid)
+end
+if s[1] ~= 'ACTIVE' or now >= tonumber(s[2]) * 1000 then
+  local st = s[1]
+  if st == 'ACTIVE' then st = 'EXPIRED' end
+  return fail(410, 'signal-not-active', 'signal ' .. sid .. ' is ' .. st, {signal_status = st})
+end
+
+local fkey = skey .. ':fired'
+local prior = redis.call('HGET', fkey, uid)
+if prior then
+  return fail(409, 'duplicate-fire', 'user ' .. uid .. ' already fired signal ' .. sid,
+    {trade_id = prior})
+end
+
+local rkey = P .. 'rate:' .. uid
+redis.call('ZREMRANGEBYSCORE', rkey, '-inf', now - 60000)
+if redis.call('ZCARD', rkey) >= rate then
+  local oldest = redis.call('ZRANGE', rkey, 0, 0, 'WITHSCORES')
+  local wait = math.ceil((tonumber(oldest[2]) + 60000 - now) / 1000)
+  if wait < 1 then wait = 1 end
+  return fail(429, 'rate-limited', 'at most ' .. rate .. ' fires a minute; retry in ' ..
+    wait .. ' s', {retry_after = wait})
+end
+
+-- every check passed: write
+local count = redis.call('HINCRBY', skey, 'fire_count', 1)
+local tid = 'trd_' .. redis.call('INCR', P .. 'seq:trade')
+local now_s = math.floor(now / 1000)
+redis.call('HSET', fkey, uid, tid)
+redis.call('ZADD', rkey, now, tid)
+redis.call('PEXPIRE', rkey, 60000)
+redis.call('HSET', P .. 'trade:' .. tid, 'id', tid, 'signal_id', sid, 'user_id', uid,
+  'symbol', s[3], 'direction', s[4], 'entry', s[5], 'status', 'OPEN', 'opened_at', now_s)
+redis.call('ZADD', P .. 'user:' .. uid .. ':trades', now, tid)
+
+local ukey = P .. 'user:' .. uid
+local day = tostring(utc_day(now))
+if redis.call('HGET', ukey, 'day') == day then
+  redis.call('HINCRBY', ukey, 'day_trades', 1)
+else
+  redis.call('HSET', ukey, 'day', day, 'day_trades', 1)
+end
+redis.call('HINCRBY', ukey, 'total_trades', 1)
+redis.call('HINCRBY', ukey, 'v', 1)
+redis.call('ZADD', P .. 'rank', 'NX', 0, uid)
+
+local stats = user_stats(uid, now)
+local body = cjson.encode({trade_id = tid, signal_id = sid, user_id = uid, fire_count = count,
+                           stats = stats})
+
+emit('mission:' .. sid, 'fire_count_update', cjson.encode({signal_id = sid, count = count}))
+emit('user:' .. uid, 'trade_executed', cjson.encode({trade_id = tid, signal_id = sid,
+  symbol = s[3], direction = s[4], entry = s[5], opened_at = now_s}))
+emit('user:' .. uid, 'user_stats_update', cjson.encode({user_id = uid, stats = stats}))
+
+if idem_key then
+  redis.call('HSET', idem_key, 'signal_id', sid, 'body', body)
+  redis.call('EXPIRE', idem_key, idem_ttl)
+end
+return {201, body}

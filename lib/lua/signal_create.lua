@@ -1,0 +1,38 @@
+-- POST /api/signals: creates a signal and announces it on `signals`.
+-- ARGV[4] id or '' (then one is made), [5] symbol, [6] direction, [7] entry,
+-- [8] stop_loss, [9] take_profit, [10] expires_at (unix s) or '', [11] ttl (s)
+-- or '', [12] title, [13] briefing, [14] creator (the token's sub).
+-- Field syntax is checked in C; what needs the server clock is checked here.
+local sid = ARGV[4]
+local now = now_ms()
+local now_s = math.floor(now / 1000)
+local expires
+if ARGV[10] ~= '' then
+  expires = tonumber(ARGV[10])
+  if expires <= now_s then
+    return fail(422, 'invalid-field', 'expires_at must be in the future (server time ' ..
+      now_s .. ')', {field = 'expires_at', server_time = now_s})
+  end
+else
+  expires = now_s + tonumber(ARGV[11])
+end
+
+if sid == '' then
+  repeat
+    sid = 'sig_' .. redis.call('INCR', P .. 'seq:signal')
+  until redis.call('EXISTS', P .. 'signal:' .. sid) == 0
+elseif redis.call('EXISTS', P .. 'signal:' .. sid) == 1 then
+  return fail(409, 'duplicate-signal', 'signal ' .. sid .. ' already exists', {field = 'id'})
+end
+
+redis.call('HSET', P .. 'signal:' .. sid, 'id', sid, 'symbol', ARGV[5], 'direction', ARGV[6],
+  'entry', ARGV[7], 'stop_loss', ARGV[8], 'take_profit', ARGV[9], 'expires_at', expires,
+  'title', ARGV[12], 'briefing', ARGV[13], 'status', 'ACTIVE', 'created_at', now_s,
+  'created_by', ARGV[14], 'fire_count', 0)
+redis.call('ZADD', P .. 'active', expires, sid)
+redis.call('ZADD', P .. 'signals', now_s, sid)
+
+local view = signal_view(sid, now)
+local body = cjson.encode(view)
+emit('signals', 'signal_created', body)
+return {201, body}

@@ -1,0 +1,88 @@
+-- POST /api/trades/{id}/close: closes an open trade and books its P/L.
+-- ARGV[4] trade id, [5] P/L in units (10^-8, integer string), [6] P/L as the
+-- caller's exact decimal text, [7] exit price or '', [8] drawdown alert
+-- thresholds in percent, comma-separated ("5,10,20").
+-- Writes the trade, the owner's stats, P/L day bucket, equity peak and rank;
+-- publishes trade_closed, user_stats_update, equity_updated and, when the
+-- drawdown crosses a threshold, risk_alert.
+local tid, pnl_u, pnl_text, exit_price = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local tkey = P .. 'trade:' .. tid
+local t = redis.call('HMGET', tkey, 'status', 'user_id', 'signal_id', 'symbol', 'direction',
+  'entry')
+if not t[1] then
+  return fail(404, 'not-found', 'no trade ' .. tid)
+end
+if t[1] ~= 'OPEN' then
+  return fail(409, 'already-closed', 'trade ' .. tid .. ' is already closed')
+end
+local uid = t[2]
+local now = now_ms()
+local now_s = math.floor(now / 1000)
+local ukey = P .. 'user:' .. uid
+
+local old_total = redis.call('HGET', ukey, 'total_pnl') or '0'
+local old_equity = iadd(EQUITY_START, old_total)
+local peak = redis.call('HGET', ukey, 'peak') or EQUITY_START
+if icmp(old_equity, peak) > 0 then peak = old_equity end
+
+local result = 'breakeven'
+local sign = icmp(pnl_u, '0')
+if sign > 0 then result = 'win' elseif sign < 0 then result = 'loss' end
+
+redis.call('HSET', tkey, 'status', 'CLOSED', 'closed_at', now_s, 'pnl', pnl_text,
+  'exit_price', exit_price, 'result', result)
+redis.call('HINCRBY', ukey, 'total_pnl', pnl_u)
+if result == 'win' then redis.call('HINCRBY', ukey, 'wins', 1) end
+if result == 'loss' then redis.call('HINCRBY', ukey, 'losses', 1) end
+redis.call('HINCRBY', ukey, 'closed_trades', 1)
+redis.call('HINCRBY', ukey, 'v', 1)
+
+local day = utc_day(now)
+local dkey = ukey .. ':pnl_days'
+redis.call('HINCRBY', dkey, tostring(day), pnl_u)
+for _, d in ipairs(redis.call('HKEYS', dkey)) do
+  if tonumber(d) == nil or tonumber(d) < day - 6 then redis.call('HDEL', dkey, d) end
+end
+
+local total = iadd(old_total, pnl_u)
+local equity = iadd(EQUITY_START, total)
+local new_peak = peak
+if icmp(equity, peak) > 0 then new_peak = equity end
+redis.call('HSET', ukey, 'peak', new_peak)
+-- the rank is an order, not an amount: a double score is precise enough for it
+redis.call('ZADD', P .. 'rank', tonumber(total), uid)
+
+-- drawdown from the peak, as a percentage (a ratio: doubles are fine here)
+local function drawdown(pk, eq)
+  local p = tonumber(pk)
+  if p <= 0 then return 0 end
+  local d = tonumber(isub(pk, eq)) / p * 100
+  if d < 0 then d = 0 end
+  return d
+end
+local dd_old = drawdown(peak, old_equity)
+local dd_new = drawdown(new_peak, equity)
+
+local stats = user_stats(uid, now)
+local trade = {trade_id = tid, signal_id = t[3], user_id = uid, symbol = t[4], direction = t[5],
+  entry = t[6], exit_price = exit_price, pnl = pnl_text, result = result, closed_at = now_s}
+if exit_price == '' then trade.exit_price = cjson.null end
+local eq = {user_id = uid, equity = money(equity), peak = money(new_peak),
+  drawdown_pct = string.format('%.2f', dd_new), total_pnl = money(total)}
+
+local ch = 'user:' .. uid
+emit(ch, 'trade_closed', cjson.encode(trade))
+emit(ch, 'user_stats_update', cjson.encode({user_id = uid, stats = stats}))
+emit(ch, 'equity_updated', cjson.encode(eq))
+local crossed
+for th in string.gmatch(ARGV[8], '[^,]+') do
+  local x = tonumber(th)
+  if x and dd_old < x and dd_new >= x and (crossed == nil or x > crossed) then crossed = x end
+end
+if crossed then
+  emit(ch, 'risk_alert', cjson.encode({user_id = uid, kind = 'drawdown',
+    threshold_pct = crossed, drawdown_pct = string.format('%.2f', dd_new),
+    equity = money(equity), peak = money(new_peak),
+    message = string.format('Drawdown %.2f%% crossed %s%%', dd_new, tostring(crossed))}))
+end
+return {200, cjson.encode({trade = trade, stats = stats, equity = eq})}

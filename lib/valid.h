@@ -1,0 +1,65 @@
+/* Validation of the names that travel in URLs, bodies and events: ids, channel
+ * names, symbols, event types, stream ids and cursors. Every function takes a
+ * byte slice (pointer + length; not necessarily NUL-terminated) and only reads it. */
+#ifndef SORTIE_VALID_H
+#define SORTIE_VALID_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define SORTIE_ID_MAX 64
+#define SORTIE_CHANNEL_MAX 80  /* "mission:" + 64; kinds are short */
+#define SORTIE_STREAM_ID_MAX 41 /* "<20 digits>-<20 digits>" */
+#define SORTIE_SYMBOL_MAX 32
+
+/** Ids of signals, users and trades: ^[A-Za-z0-9_.-]{1,64}$. 1 if valid. */
+int sortie_valid_id(const char *s, size_t len);
+/** Symbols: ^[A-Z0-9_.-]{1,32}$ (callers upper-case first). 1 if valid. */
+int sortie_valid_symbol(const char *s, size_t len);
+/** Event types: ^[a-z][a-z0-9_]{0,63}$. 1 if valid. */
+int sortie_valid_event_type(const char *s, size_t len);
+/** 1 if `type` is one of the control message types a client gets from the push
+ * daemon (reset, subscribed, pong, error, connection_status): these may not be
+ * published as events. */
+int sortie_reserved_event_type(const char *s, size_t len);
+
+enum sortie_chan_kind {
+  SORTIE_CHAN_INVALID = -1, /* not of the form ^[a-z]+(:[A-Za-z0-9_.-]{1,64})?$ */
+  SORTIE_CHAN_UNKNOWN = 0,  /* well-formed, but no such kind of channel */
+  SORTIE_CHAN_MISSION,      /* mission:{signal_id} */
+  SORTIE_CHAN_USER,         /* user:{user_id} */
+  SORTIE_CHAN_MARKET,       /* market:{SYMBOL} */
+  SORTIE_CHAN_SIGNALS,      /* signals */
+  SORTIE_CHAN_ADMIN,        /* admin */
+};
+
+/** Classifies a channel name. On success `*arg`/`*arglen` (if non-NULL) point at
+ * the part after ':' (length 0 for signals/admin). */
+enum sortie_chan_kind sortie_channel_parse(const char *s, size_t len, const char **arg,
+                                           size_t *arglen);
+
+/** Redis stream ids "<ms>-<seq>" (both up to 20 digits, fitting uint64); "0" is
+ * accepted as "0-0". 0 on success with the parts in ms/seq, -1 otherwise. */
+int sortie_stream_id_parse(const char *s, size_t len, uint64_t *ms, uint64_t *seq);
+/** Compares two valid stream ids; <0, 0, >0. Invalid ids compare as 0-0. */
+int sortie_stream_id_cmp(const char *a, const char *b);
+
+/* A cursor is the position of a client in several channels at once. Its text
+ * form, opaque to clients, is `chan@id,chan@id,...`: only characters that are
+ * safe unescaped in a query string and in an SSE `id:` line. */
+struct sortie_cursor_pos {
+  char channel[SORTIE_CHANNEL_MAX + 1];
+  char id[SORTIE_STREAM_ID_MAX + 1];
+};
+
+/** Parses a cursor into at most `max` positions (written to `out`, count in `*n`).
+ * Every channel must be valid (any kind) and appear once; every id a valid stream
+ * id. Returns 0, or -1 on any error (then *n is unspecified). */
+int sortie_cursor_parse(const char *s, size_t len, struct sortie_cursor_pos *out, size_t max,
+                        size_t *n);
+/** Appends the text form of `n` positions to `out`. */
+void sortie_cursor_format(const struct sortie_cursor_pos *pos, size_t n, struct sortie_buf *out);
+
+#endif

@@ -1,0 +1,70 @@
+#!/bin/sh
+# The one dependency step: installs, with apt-get, only the Debian packages that are
+# missing, without letting their system services start. Called by `make run`,
+# `make test` and .ci/run; safe to run again and again.
+#
+#   tools/deps.sh            build + run + test packages
+#   tools/deps.sh --browser  also Chromium and playwright-core (browser tests)
+#   tools/deps.sh --bench    also the benchmark peers (nginx + nchan, wrk)
+set -eu
+
+PKGS="make gcc clang pkg-config libc6-dev
+libfcgi-dev libfcgi-bin libhiredis-dev libjson-c-dev libjwt-dev libssl-dev
+libmicrohttpd-dev libwslay-dev
+apache2 libapache2-mod-fcgid redis-server
+libcriterion-dev libcurl4-openssl-dev curl ca-certificates"
+
+want_browser=0
+want_bench=0
+for a in "$@"; do
+  case "$a" in
+    --browser) want_browser=1 ;;
+    --bench) want_bench=1 ;;
+    *) echo "deps.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+[ $want_browser = 1 ] && PKGS="$PKGS chromium nodejs npm"
+[ $want_bench = 1 ] && PKGS="$PKGS wrk nginx-light libnginx-mod-nchan"
+
+missing=""
+for p in $PKGS; do
+  # a package counts as present only when dpkg says it is fully installed
+  st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [ "$st" = installed ] || missing="$missing $p"
+done
+# nodejs may come from elsewhere than Debian (a newer build that bundles npm)
+if [ $want_browser = 1 ] && command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  missing=$(echo "$missing" | tr ' ' '\n' | grep -vx 'nodejs\|npm' | tr '\n' ' ')
+fi
+
+if [ -n "$(echo "$missing" | tr -d ' ')" ]; then
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "deps.sh: need root or sudo to install:$missing" >&2; exit 1; }
+    SUDO="sudo"
+  fi
+  echo "deps.sh: installing:$missing"
+  # Refuse service starts while installing: apache2 and redis-server must not be
+  # left running as system services. Remove the guard however we leave.
+  prc=/usr/sbin/policy-rc.d
+  had_prc=0
+  [ -e $prc ] && had_prc=1
+  if [ $had_prc = 0 ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee $prc >/dev/null
+    $SUDO chmod 755 $prc
+    trap '$SUDO rm -f '"$prc" EXIT INT TERM
+  fi
+  # The package lists may be missing or stale on a fresh machine.
+  if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing; then
+    $SUDO apt-get update -q
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+  fi
+fi
+
+if [ $want_browser = 1 ]; then
+  here=$(cd "$(dirname "$0")/.." && pwd)
+  if [ ! -d "$here/tests/browser/node_modules/playwright-core" ]; then
+    (cd "$here/tests/browser" && npm install --no-audit --no-fund --loglevel=error)
+  fi
+fi
+exit 0

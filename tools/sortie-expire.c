@@ -1,0 +1,160 @@
+/* sortie-expire: the cron job. Marks every ACTIVE signal past expires_at as
+ * EXPIRED (publishing mission_status_update), drops signals that ended longer
+ * ago than retention.signal_s, and trims channel histories older than
+ * history.max_age_s. Each step on one signal or channel is one atomic script,
+ * so two runs at once, or a run killed halfway, never expire a signal twice or
+ * lose anything.   sortie-expire [-c CONFIG] [-q] */
+#include "app.h"
+#include "log.h"
+#include "redis.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BATCH "500"
+
+/* Runs `s` for each member of sorted set `set` with a score up to `max`, in
+ * batches; returns how many times the script answered {1}, or -1 if Redis went
+ * away. */
+static long each_member(struct sortie_app *app, const char *set, const char *max,
+                        enum sortie_lua s, const char *extra)
+{
+  char key[256];
+  snprintf(key, sizeof key, "%s%s", app->cfg.redis_prefix, set);
+  long done = 0;
+  char offset[24] = "0";
+  for (;;) {
+    const char *av[] = {"ZRANGEBYSCORE", key, "-inf", max, "LIMIT", offset, BATCH};
+    sortie_reply *rep = sortie_redis_cmd(app->redis, SORTIE_REDIS_IDEMPOTENT, 7, av, NULL);
+    if (rep == NULL)
+      return -1;
+    size_t n = sortie_reply_len(rep);
+    long kept = 0;
+    for (size_t i = 0; i < n; i++) {
+      size_t l;
+      const char *id = sortie_reply_str(sortie_reply_at(rep, i), &l);
+      char idb[128];
+      if (id == NULL || l >= sizeof idb)
+        continue;
+      memcpy(idb, id, l);
+      idb[l] = '\0';
+      const char *argv[] = {idb, extra};
+      sortie_reply *r = sortie_redis_script(app->redis, s, 0, extra ? 2 : 1, argv, NULL);
+      if (r == NULL) {
+        sortie_reply_free(rep);
+        return -1;
+      }
+      const sortie_reply *x = sortie_reply_at(r, 0);
+      if (x && sortie_reply_type(x) == SORTIE_REPLY_INTEGER && sortie_reply_int(x) == 1)
+        done++;
+      else
+        kept++; /* still in the set: step over it next batch */
+      sortie_reply_free(r);
+    }
+    sortie_reply_free(rep);
+    if (n < (size_t)atoi(BATCH))
+      break;
+    snprintf(offset, sizeof offset, "%ld", kept + atol(offset));
+  }
+  return done;
+}
+
+static long trim_channels(struct sortie_app *app, long long min_ms, long *dropped)
+{
+  char key[256], minb[32], offset[24] = "0";
+  snprintf(key, sizeof key, "%shchannels", app->cfg.redis_prefix);
+  snprintf(minb, sizeof minb, "%lld", min_ms);
+  long trimmed = 0;
+  *dropped = 0;
+  for (;;) {
+    const char *av[] = {"ZRANGE", key, offset, "+inf", "BYSCORE", "LIMIT", "0", BATCH};
+    /* walk by score from the oldest; a dropped channel leaves the set, so the
+     * next batch starts again from the same place */
+    av[2] = "-inf";
+    av[6] = offset;
+    sortie_reply *rep = sortie_redis_cmd(app->redis, SORTIE_REDIS_IDEMPOTENT, 8, av, NULL);
+    if (rep == NULL)
+      return -1;
+    size_t n = sortie_reply_len(rep);
+    long kept = 0;
+    for (size_t i = 0; i < n; i++) {
+      size_t l;
+      const char *ch = sortie_reply_str(sortie_reply_at(rep, i), &l);
+      char chb[128];
+      if (ch == NULL || l >= sizeof chb)
+        continue;
+      memcpy(chb, ch, l);
+      chb[l] = '\0';
+      const char *argv[] = {chb, minb};
+      sortie_reply *r = sortie_redis_script(app->redis, SORTIE_LUA_TRIM, 0, 2, argv, NULL);
+      if (r == NULL) {
+        sortie_reply_free(rep);
+        return -1;
+      }
+      const sortie_reply *a = sortie_reply_at(r, 0), *b = sortie_reply_at(r, 1);
+      if (a && sortie_reply_type(a) == SORTIE_REPLY_INTEGER)
+        trimmed += (long)sortie_reply_int(a);
+      if (b && sortie_reply_type(b) == SORTIE_REPLY_INTEGER && sortie_reply_int(b) == 1)
+        (*dropped)++;
+      else
+        kept++;
+      sortie_reply_free(r);
+    }
+    sortie_reply_free(rep);
+    if (n < (size_t)atoi(BATCH))
+      break;
+    snprintf(offset, sizeof offset, "%ld", kept + atol(offset));
+  }
+  return trimmed;
+}
+
+int main(int argc, char **argv)
+{
+  const char *conf = NULL;
+  int quiet = 0, c;
+  while ((c = getopt(argc, argv, "c:qh")) != -1) {
+    switch (c) {
+    case 'c': conf = optarg; break;
+    case 'q': quiet = 1; break;
+    default:
+      fprintf(stderr, "usage: sortie-expire [-c CONFIG] [-q]\n");
+      return c == 'h' ? 0 : 2;
+    }
+  }
+  struct sortie_app app;
+  char err[512];
+  if (sortie_app_init(&app, conf, err, sizeof err) < 0) {
+    fprintf(stderr, "sortie-expire: %s\n", err);
+    return 1;
+  }
+  time_t now = time(NULL);
+  char nowb[24], keepb[24];
+  snprintf(nowb, sizeof nowb, "%lld", (long long)now);
+  snprintf(keepb, sizeof keepb, "%d", app.cfg.retention_signal_s);
+  char purge_max[24];
+  snprintf(purge_max, sizeof purge_max, "%lld", (long long)now - app.cfg.retention_signal_s);
+
+  long expired = each_member(&app, "active", nowb, SORTIE_LUA_EXPIRE, NULL);
+  long purged = expired < 0 ? -1 : each_member(&app, "ended", purge_max, SORTIE_LUA_PURGE, keepb);
+  long dropped = 0;
+  long trimmed = purged < 0 ? -1
+                            : trim_channels(&app, ((long long)now - app.cfg.history_max_age_s) * 1000,
+                                            &dropped);
+  int rc = 0;
+  if (trimmed < 0) {
+    fprintf(stderr, "sortie-expire: %s\n", sortie_redis_errstr(app.redis));
+    LOG_ERROR("expire", "stopped: %s", sortie_redis_errstr(app.redis));
+    rc = 1;
+  } else {
+    LOG_INFO("expire", "expired=%ld purged=%ld trimmed_events=%ld dropped_channels=%ld", expired,
+             purged, trimmed, dropped);
+    if (!quiet)
+      printf("expired %ld signal(s), purged %ld, trimmed %ld event(s), dropped %ld idle "
+             "channel(s)\n", expired, purged, trimmed, dropped);
+  }
+  sortie_app_free(&app);
+  return rc;
+}

@@ -1,0 +1,175 @@
+#!/bin/sh
+# The private Sortie stack: Redis, the sortie-api FastCGI pool and Apache (and
+# sortie-pushd once built), on their own ports, in one runtime folder. Used by
+# `make run|start|stop` and by every integration test, so all of them start the
+# stack the same way.
+#
+#   tools/stack.sh run     start, print the URL, stop on Ctrl-C
+#   tools/stack.sh start   start in the background and print where things are
+#   tools/stack.sh stop    stop what `start` started (by the pids it recorded)
+#
+# Environment: BUILD (build folder, default build), PORT (Apache, 8080),
+# PUSH_PORT (8081), REDIS_PORT (6390), WORKERS (FastCGI pool size, 8),
+# SORTIE_RUN (runtime folder, default /tmp/sortie-<uid>-<PORT>),
+# SORTIE_NO_DEMO=1 (skip the demo data), SORTIE_QUIET=1 (print less).
+set -eu
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD="$here/$BUILD" ;; esac
+PORT=${PORT:-8080}
+PUSH_PORT=${PUSH_PORT:-8081}
+REDIS_PORT=${REDIS_PORT:-6390}
+WORKERS=${WORKERS:-8}
+RUN=${SORTIE_RUN:-${TMPDIR:-/tmp}/sortie-$(id -u)-$PORT}
+APACHE=${APACHE:-/usr/sbin/apache2}
+
+say() { [ "${SORTIE_QUIET:-0}" = 1 ] || echo "$@"; }
+die() { echo "stack: $*" >&2; exit 1; }
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# waits up to $2 tenths of a second for command $1 to succeed
+wait_for() {
+  n=0
+  while ! eval "$1" >/dev/null 2>&1; do
+    n=$((n + 1))
+    [ $n -ge "$2" ] && return 1
+    sleep 0.1
+  done
+  return 0
+}
+
+# kills the process in pidfile $1 (TERM, then KILL after 5 s) and waits for it
+stop_pid() {
+  f=$1
+  [ -f "$f" ] || return 0
+  p=$(cat "$f")
+  if kill -0 "$p" 2>/dev/null; then
+    kill -TERM "$p" 2>/dev/null || true
+    n=0
+    while kill -0 "$p" 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+    kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+do_stop() {
+  [ -d "$RUN" ] || { say "nothing running in $RUN"; return 0; }
+  stop_pid "$RUN/apache/httpd.pid"
+  stop_pid "$RUN/pushd.pid"
+  stop_pid "$RUN/api.pid"
+  stop_pid "$RUN/redis/redis.pid"
+  say "stopped the stack in $RUN"
+}
+
+write_conf() {
+  cat > "$RUN/sortie.conf" <<EOF
+# written by tools/stack.sh for the private stack in $RUN
+redis.host = 127.0.0.1
+redis.port = $REDIS_PORT
+jwt.secret_file = $RUN/jwt.secret
+api.www_root = $RUN/www
+log.file = $RUN/log/sortie.log
+push.port = $PUSH_PORT
+push.origins = http://127.0.0.1:$PORT,http://localhost:$PORT
+EOF
+  if [ -n "${SORTIE_EXTRA_CONF:-}" ]; then
+    printf '%s\n' "$SORTIE_EXTRA_CONF" >> "$RUN/sortie.conf"
+  fi
+}
+
+do_start() {
+  for b in "$BUILD/cgi-bin/sortie-api" "$BUILD/bin/sortie-token"; do
+    [ -x "$b" ] || die "$b is missing: run make first"
+  done
+  command -v redis-server >/dev/null || die "redis-server is missing: run tools/deps.sh"
+  [ -x "$APACHE" ] || die "$APACHE is missing: run tools/deps.sh"
+  if pid_alive "$RUN/apache/httpd.pid" || pid_alive "$RUN/api.pid"; then
+    die "a stack is already running in $RUN (stop it with: make stop PORT=$PORT)"
+  fi
+
+  mkdir -p "$RUN/log" "$RUN/apache" "$RUN/redis"
+  # Apache's workers run as www-data when started by root: they must reach the
+  # page assets and the pool's socket in here.
+  chmod 755 "$RUN"
+  umask 077
+  [ -s "$RUN/jwt.secret" ] || head -c 48 /dev/urandom | base64 | tr -d '\n' > "$RUN/jwt.secret"
+  umask 022
+  write_conf
+  rm -rf "$RUN/www"
+  cp -R "$here/www" "$RUN/www"
+  export SORTIE_CONF="$RUN/sortie.conf"
+
+  # Redis
+  redis-server "$here/conf/redis.conf" --port "$REDIS_PORT" --dir "$RUN/redis" \
+    --pidfile "$RUN/redis/redis.pid" --logfile "$RUN/log/redis.log" --daemonize yes \
+    >/dev/null || die "redis-server did not start (see $RUN/log/redis.log)"
+  wait_for "redis-cli -p $REDIS_PORT ping | grep -q PONG" 100 ||
+    die "redis did not answer on port $REDIS_PORT (see $RUN/log/redis.log)"
+
+  # the FastCGI pool
+  setsid "$BUILD/cgi-bin/sortie-api" -c "$RUN/sortie.conf" -s "$RUN/api.sock" -n "$WORKERS" \
+    -p "$RUN/api.pid" -m 666 </dev/null >>"$RUN/log/sortie.log" 2>&1 &
+  wait_for "test -S '$RUN/api.sock' && test -s '$RUN/api.pid'" 100 ||
+    die "the FastCGI pool did not start (see $RUN/log/sortie.log)"
+
+  # Apache
+  as_root=""
+  [ "$(id -u)" = 0 ] && as_root="-D SORTIE_AS_ROOT"
+  SORTIE_RUN="$RUN" SORTIE_PORT="$PORT" SORTIE_WWW="$RUN/www" SORTIE_CONF_DIR="$here/conf" \
+    SORTIE_API_SOCKET="$RUN/api.sock" SORTIE_PUSH_URL="http://127.0.0.1:$PUSH_PORT" \
+    "$APACHE" -d "$RUN/apache" -f "$here/conf/apache/httpd.conf" $as_root -k start ||
+    die "apache did not start (see $RUN/log/apache-error.log)"
+  wait_for "curl -fsS http://127.0.0.1:$PORT/health" 100 ||
+    die "apache did not serve /health on port $PORT (see $RUN/log/apache-error.log)"
+
+  # sortie-pushd, once it is built
+  if [ -x "$BUILD/bin/sortie-pushd" ]; then
+    setsid "$BUILD/bin/sortie-pushd" -c "$RUN/sortie.conf" -p "$RUN/pushd.pid" \
+      </dev/null >>"$RUN/log/pushd.log" 2>&1 &
+    wait_for "curl -fsS http://127.0.0.1:$PUSH_PORT/health" 100 ||
+      die "sortie-pushd did not start (see $RUN/log/pushd.log)"
+  fi
+
+  if [ "${SORTIE_NO_DEMO:-0}" != 1 ]; then
+    BUILD="$BUILD" PORT="$PORT" SORTIE_CONF="$RUN/sortie.conf" sh "$here/tools/demo.sh" > "$RUN/demo.txt"
+  fi
+}
+
+print_where() {
+  say ""
+  say "Sortie is running (runtime folder $RUN)"
+  say "  Apache (REST API + mission page)  http://127.0.0.1:$PORT/"
+  [ -x "$BUILD/bin/sortie-pushd" ] && say "  sortie-pushd                      http://127.0.0.1:$PUSH_PORT/"
+  say "  Redis                             127.0.0.1:$REDIS_PORT"
+  say "  config      $RUN/sortie.conf   (export SORTIE_CONF=$RUN/sortie.conf)"
+  say "  logs        $RUN/log/"
+  say "  tokens      SORTIE_CONF=$RUN/sortie.conf $BUILD/bin/sortie-token -r user alice"
+  if [ -f "$RUN/demo.txt" ] && [ "${SORTIE_NO_DEMO:-0}" != 1 ]; then
+    say ""
+    cat "$RUN/demo.txt"
+  fi
+}
+
+case "${1:-}" in
+  start)
+    do_start
+    print_where
+    ;;
+  stop)
+    do_stop
+    ;;
+  run)
+    trap 'echo; do_stop; exit 0' INT TERM
+    do_start
+    print_where
+    say ""
+    say "Press Ctrl-C to stop."
+    while :; do sleep 3600 & wait $! || true; done
+    ;;
+  *)
+    echo "usage: tools/stack.sh run|start|stop" >&2
+    exit 2
+    ;;
+esac
