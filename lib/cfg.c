@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 enum kind { K_STR, K_INT };
 
@@ -168,9 +169,25 @@ int sortie_cfg_load(struct sortie_cfg *c, const char *path, char *err, size_t er
   const char *env = getenv("SORTIE_CONF");
   if (env && *env)
     path = env;
+  char beside[600];
   if (path == NULL) {
+    /* beside the program: how a shared host without server config (only
+     * .htaccess, so no way to set the environment of mod_fcgid's processes)
+     * points the programs at their config */
     struct stat st;
-    if (stat(SORTIE_DEFAULT_CONF, &st) == 0)
+    char exe[512];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+      exe[n] = '\0';
+      char *slash = strrchr(exe, '/');
+      if (slash) {
+        *slash = '\0';
+        snprintf(beside, sizeof beside, "%s/sortie.conf", exe);
+        if (stat(beside, &st) == 0)
+          path = beside;
+      }
+    }
+    if (path == NULL && stat(SORTIE_DEFAULT_CONF, &st) == 0)
       path = SORTIE_DEFAULT_CONF;
   }
   if (path) {

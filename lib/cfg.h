@@ -5,7 +5,8 @@
  * Every key has a default; an unknown key or a bad value is an error naming the
  * line. The environment variable SORTIE_<KEY> (key upper-cased, '.' -> '_', e.g.
  * SORTIE_REDIS_PORT) overrides the file. The file is $SORTIE_CONF, else the path
- * given by the program's -c flag, else /etc/sortie/sortie.conf (if present). */
+ * given by the program's -c flag, else sortie.conf in the program's own folder,
+ * else /etc/sortie/sortie.conf (if present). */
 #ifndef SORTIE_CFG_H
 #define SORTIE_CFG_H
 
@@ -66,7 +67,7 @@ struct sortie_cfg {
   size_t jwt_key_len;
   char *redis_password;
   /* Path of the file that was read ("" when none). */
-  char path[512];
+  char path[1024];
 };
 
 /** Fills `c` with defaults, then the file (if any), then the environment.
