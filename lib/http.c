@@ -111,7 +111,7 @@ static void problem_v(struct sortie_resp *r, int status, const char *slug, json_
     json_object_put(extra);
   }
   size_t len;
-  const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+  const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
   sortie_resp_json(r, status, s, len);
   r->content_type = "application/problem+json";
   json_object_put(o);
