@@ -139,4 +139,7 @@ install: all
 clean:
 	rm -rf $(BUILD) build-san
 
+# fuzz targets (libFuzzer): `make fuzz`
+-include tests/fuzz/fuzz.mk
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
