@@ -111,8 +111,7 @@ void sortie_api_mission(struct sortie_app *app, struct sortie_req *req, struct s
 void sortie_api_events(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)
 {
   char chans[EVENTS_MAX_CHANNELS * (SORTIE_CHANNEL_MAX + 1) + 1];
-  char cur[EVENTS_MAX_CHANNELS * (SORTIE_CHANNEL_MAX + SORTIE_STREAM_ID_MAX + 2) + 1];
-  char lim[8];
+  char cur[SORTIE_STREAM_ID_MAX + 1] = "", lim[8], maxage[16];
   long cn = sortie_query_get(req->query, "channels", chans, sizeof chans);
   if (cn <= 0) {
     sortie_problem_field(resp, 400, "channels", "channels is required: a comma-separated list "
@@ -129,22 +128,27 @@ void sortie_api_events(struct sortie_app *app, struct sortie_req *req, struct so
       return;
     }
   }
-  struct sortie_cursor_pos pos[EVENTS_MAX_CHANNELS];
-  size_t npos = 0;
-  long kn = sortie_query_get(req->query, "cursor", cur, sizeof cur);
-  if (kn > 0 && sortie_cursor_parse(cur, (size_t)kn, pos, EVENTS_MAX_CHANNELS, &npos) < 0) {
-    sortie_problem_field(resp, 400, "cursor", "cursor is not one this server gave out");
-    return;
+  /* the cursor is the id of the last event the client has (see events.lua) */
+  char curbuf[128];
+  long kn = sortie_query_get(req->query, "cursor", curbuf, sizeof curbuf);
+  uint64_t ms, seq;
+  if (kn > 0) {
+    if ((size_t)kn > SORTIE_STREAM_ID_MAX || sortie_stream_id_parse(curbuf, (size_t)kn, &ms, &seq) < 0) {
+      sortie_problem_field(resp, 400, "cursor", "cursor is not one this server gave out");
+      return;
+    }
+    memcpy(cur, curbuf, (size_t)kn + 1);
   }
 
-  /* channels -> script arguments: limit, then (channel, position) pairs */
-  const char *argv[1 + 2 * EVENTS_MAX_CHANNELS];
+  const char *argv[3 + EVENTS_MAX_CHANNELS];
   char limbuf[8];
   snprintf(limbuf, sizeof limbuf, "%ld", limit);
+  snprintf(maxage, sizeof maxage, "%d", app->cfg.history_max_age_s);
   int argc = 0;
   argv[argc++] = limbuf;
+  argv[argc++] = cur;
+  argv[argc++] = maxage;
   char *save = NULL;
-  int nch = 0;
   for (char *ch = strtok_r(chans, ",", &save); ch; ch = strtok_r(NULL, ",", &save)) {
     size_t l = strlen(ch);
     enum sortie_chan_kind k = sortie_channel_parse(ch, l, NULL, NULL);
@@ -157,51 +161,57 @@ void sortie_api_events(struct sortie_app *app, struct sortie_req *req, struct so
                      req->who.sub, ch);
       return;
     }
-    for (int i = 1; i < argc; i += 2)
+    for (int i = 3; i < argc; i++)
       if (strcmp(argv[i], ch) == 0) {
         sortie_problem_field(resp, 400, "channels", "channel %s is listed twice", ch);
         return;
       }
-    if (++nch > EVENTS_MAX_CHANNELS) {
+    if (argc - 3 >= EVENTS_MAX_CHANNELS) {
       sortie_problem_field(resp, 400, "channels", "at most %d channels", EVENTS_MAX_CHANNELS);
       return;
     }
-    const char *p = "";
-    for (size_t i = 0; i < npos; i++)
-      if (strcmp(pos[i].channel, ch) == 0) {
-        /* "0" and "0-0" are the same position; the script compares text */
-        p = strcmp(pos[i].id, "0") == 0 ? "0-0" : pos[i].id;
-        break;
-      }
     argv[argc++] = ch;
-    argv[argc++] = p;
   }
-  sortie_reply *rep = read_script(app, resp, SORTIE_LUA_EVENTS, argc, argv);
-  if (rep == NULL || resp->status != 200) {
+  sortie_reply *rep = sortie_redis_script(app->redis, SORTIE_LUA_EVENTS, SORTIE_REDIS_IDEMPOTENT,
+                                          argc, argv, NULL);
+  if (rep == NULL) {
+    sortie_problem_redis(resp, app);
+    return;
+  }
+  const sortie_reply *c = sortie_reply_at(rep, 1), *resets = sortie_reply_at(rep, 2),
+                     *evs = sortie_reply_at(rep, 3);
+  size_t clen;
+  const char *cs = c ? sortie_reply_str(c, &clen) : NULL;
+  if (cs == NULL || resets == NULL || evs == NULL) {
+    sortie_resp_from_script(resp, app, rep); /* an error reply, or a 500 */
     sortie_reply_free(rep);
     return;
   }
-  /* {"events":[...],"cursor":"chan@id,..."}: the events are the envelopes the
-   * script built, byte for byte what the push daemon sends */
+  /* {"events":[...],"cursor":"id"}: resets first, then the envelopes the script
+   * built, byte for byte what the push daemon sends */
   struct sortie_buf b = {0};
-  sortie_buf_puts(&b, "{\"events\":");
-  sortie_buf_append(&b, resp->body.base, resp->body.len);
-  sortie_buf_puts(&b, ",\"cursor\":\"");
-  npos = 0;
-  for (size_t i = 2; i + 1 < sortie_reply_len(rep) && npos < EVENTS_MAX_CHANNELS; i += 2) {
-    size_t a, c;
-    const char *ch = sortie_reply_str(sortie_reply_at(rep, i), &a);
-    const char *id = sortie_reply_str(sortie_reply_at(rep, i + 1), &c);
-    if (!ch || !id || a > SORTIE_CHANNEL_MAX || c > SORTIE_STREAM_ID_MAX)
+  sortie_buf_puts(&b, "{\"events\":[");
+  int first = 1;
+  for (size_t i = 0; i < sortie_reply_len(resets); i++) {
+    size_t l;
+    const char *ch = sortie_reply_str(sortie_reply_at(resets, i), &l);
+    if (ch == NULL)
       continue;
-    memcpy(pos[npos].channel, ch, a);
-    pos[npos].channel[a] = '\0';
-    memcpy(pos[npos].id, id, c);
-    pos[npos].id[c] = '\0';
-    npos++;
+    sortie_buf_printf(&b, "%s{\"type\":\"reset\",\"channel\":\"%.*s\"}", first ? "" : ",",
+                      (int)l, ch);
+    first = 0;
   }
-  sortie_cursor_format(pos, npos, &b);
-  sortie_buf_puts(&b, "\"}");
+  for (size_t i = 3; i < sortie_reply_len(evs); i += 4) {
+    size_t l;
+    const char *env = sortie_reply_str(sortie_reply_at(evs, i), &l);
+    if (env == NULL)
+      continue;
+    if (!first)
+      sortie_buf_putc(&b, ',');
+    sortie_buf_append(&b, env, l);
+    first = 0;
+  }
+  sortie_buf_printf(&b, "],\"cursor\":\"%.*s\"}", (int)clen, cs);
   sortie_resp_json(resp, 200, b.base, b.len);
   sortie_buf_free(&b);
   sortie_reply_free(rep);

@@ -148,7 +148,7 @@ print_where() {
   say "  tokens      SORTIE_CONF=$RUN/sortie.conf $BUILD/bin/sortie-token -r user alice"
   if [ -f "$RUN/demo.txt" ] && [ "${SORTIE_NO_DEMO:-0}" != 1 ]; then
     say ""
-    cat "$RUN/demo.txt"
+    say "$(cat "$RUN/demo.txt")"
   fi
 }
 

@@ -115,16 +115,45 @@ local function envelope(id, channel, etype, data_json)
          '","ts":' .. ms .. ',"data":' .. data_json .. '}'
 end
 
+-- The next event id. Ids are global, not per channel: "<ms>-<seq>" from the
+-- Redis clock, strictly increasing across every channel (P..'lastid' holds the
+-- last one). So the order of ids is the order of publishing, and one id is a
+-- position in every channel at once: a client's cursor is simply the id of the
+-- last event it got, whatever channels it reads. `prev` is the channel's own
+-- last id, which the new id must also pass (it always does unless lastid was
+-- lost).
+local function next_id(prev)
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local lms, lseq = 0, -1
+  local last = redis.call('GET', P .. 'lastid')
+  if last then
+    local a, b = string.match(last, '^(%d+)-(%d+)$')
+    lms, lseq = tonumber(a), tonumber(b)
+  end
+  local pa, pb = string.match(prev, '^(%d+)-(%d+)$')
+  pa, pb = tonumber(pa), tonumber(pb)
+  if pa > lms or (pa == lms and pb > lseq) then lms, lseq = pa, pb end
+  local id
+  if ms > lms then
+    id = string.format('%d-0', ms)
+  else
+    id = string.format('%d-%d', lms, lseq + 1)
+  end
+  redis.call('SET', P .. 'lastid', id)
+  return id
+end
+
 -- Appends an event to the channel's capped history and publishes it. Each entry
--- records the id of the entry before it (`p`), so a reader resuming from a
--- cursor can tell "nothing was trimmed after you" from a gap.
+-- records the id of the entry before it in its channel (`p`), so a reader
+-- resuming from a cursor can tell "nothing was trimmed after you" from a gap.
 local function emit(channel, etype, data_json)
   local key = P .. 'h:' .. channel
   local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
   local prev = '0-0'
   if last[1] then prev = last[1][1] end
-  local id = redis.call('XADD', key, 'MAXLEN', '~', HISTORY_MAXLEN, '*',
-                        't', etype, 'd', data_json, 'p', prev)
+  local id = next_id(prev)
+  redis.call('XADD', key, 'MAXLEN', '~', HISTORY_MAXLEN, id, 't', etype, 'd', data_json, 'p', prev)
   redis.call('ZADD', P .. 'hchannels', string.match(id, '^(%d+)'), channel)
   redis.call('PUBLISH', P .. 'ch:' .. channel, envelope(id, channel, etype, data_json))
   return id

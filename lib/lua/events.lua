@@ -1,78 +1,75 @@
--- GET /api/events: the events after a position in several channels, merged in
--- id order, at most ARGV[4] of them. Then pairs: ARGV[5] channel, ARGV[6] its
--- position ('' when the client has none), and so on.
--- Returns {200, '[envelope,...]', channel, new position, ...}. A channel whose
--- position is older than its history (or unknown to it) yields a
--- {"type":"reset","channel":...} item and jumps to the newest position.
-local limit = tonumber(ARGV[4])
-local items, pos = {}, {}
-local out = {200, ''}
+-- The events after a cursor in several channels, in id order: what
+-- GET /api/events answers and what sortie-pushd sends a client that connects
+-- or comes back. ARGV[4] at most this many events, [5] the cursor ('' when the
+-- client has none), [6] history.max_age_s, [7...] the channels.
+--
+-- A cursor is an event id (ids are global: see next_id in common.lua). A
+-- channel whose history no longer reaches back to the cursor is reported in
+-- `resets` instead of its events; the client must refetch its state:
+--   - the cursor is newer than any id the store ever gave (the store lost data);
+--   - the cursor is older than history.max_age_s (history cannot reach it);
+--   - the channel's first event after the cursor was preceded by one that has
+--     been trimmed away (its `p`, the previous id, is after the cursor).
+-- Returns {200, new cursor, {reset channels}, {id, channel, type, envelope,
+-- id, channel, ...}}. The new cursor is the id of the last event returned, or,
+-- when every event up to now was returned, the newest id of the store.
+local limit, cur, max_age = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local last = redis.call('GET', P .. 'lastid')
+if not last then
+  -- nothing was ever published: "now" is the position, and every id to come
+  -- will be after it (next_id never goes below lastid)
+  redis.call('SET', P .. 'lastid', string.format('%d-0', now_ms()), 'NX')
+  last = redis.call('GET', P .. 'lastid')
+end
+if cur == '' then
+  return {200, last, {}, {}}
+end
+if cur == '0' then cur = '0-0' end
 
-local function last_id(key)
-  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
-  if last[1] then return last[1][1] end
-  if redis.call('EXISTS', key) == 1 then
-    local info = redis.call('XINFO', 'STREAM', key)
-    for i = 1, #info, 2 do
-      if info[i] == 'last-generated-id' then return info[i + 1] end
-    end
-  end
-  return '0-0'
+local resets, items = {}, {}
+local all_reset = idcmp(cur, last) > 0
+if not all_reset then
+  local cms = tonumber(string.match(cur, '^(%d+)'))
+  all_reset = cms < now_ms() - max_age * 1000
 end
 
-local resets = {}
-for i = 5, #ARGV, 2 do
-  local ch, cur = ARGV[i], ARGV[i + 1]
-  local key = P .. 'h:' .. ch
-  if cur == '' then
-    pos[ch] = last_id(key)
+for i = 7, #ARGV do
+  local ch = ARGV[i]
+  if all_reset then
+    resets[#resets + 1] = ch
   else
-    local entries = redis.call('XRANGE', key, '(' .. cur, '+', 'COUNT', limit)
+    -- one more than the limit tells whether this page is the end
+    local entries = redis.call('XRANGE', P .. 'h:' .. ch, '(' .. cur, '+', 'COUNT', limit + 1)
     if #entries > 0 then
-      local first = entries[1][2]
       local prev
-      for j = 1, #first, 2 do
-        if first[j] == 'p' then prev = first[j + 1] end
+      local f = entries[1][2]
+      for j = 1, #f, 2 do
+        if f[j] == 'p' then prev = f[j + 1] end
       end
-      if prev ~= cur and not (cur == '0' and prev == '0-0') then
+      if prev and idcmp(prev, cur) > 0 then
         resets[#resets + 1] = ch
-        pos[ch] = last_id(key)
       else
-        pos[ch] = cur
         for _, e in ipairs(entries) do
-          local f = {}
-          for j = 1, #e[2], 2 do f[e[2][j]] = e[2][j + 1] end
-          items[#items + 1] = {id = e[1], ch = ch, t = f.t, d = f.d}
+          local t, d
+          for j = 1, #e[2], 2 do
+            if e[2][j] == 't' then t = e[2][j + 1] elseif e[2][j] == 'd' then d = e[2][j + 1] end
+          end
+          items[#items + 1] = {e[1], ch, t, d}
         end
       end
-    else
-      local last = last_id(key)
-      if idcmp(cur, last) ~= 0 then
-        resets[#resets + 1] = ch
-      end
-      pos[ch] = last
     end
   end
 end
 
-table.sort(items, function(a, b)
-  local c = idcmp(a.id, b.id)
-  if c ~= 0 then return c < 0 end
-  return a.ch < b.ch
-end)
-
-local parts = {}
-for _, ch in ipairs(resets) do
-  parts[#parts + 1] = '{"type":"reset","channel":"' .. ch .. '"}'
-end
-for k = 1, math.min(limit, #items) do
+table.sort(items, function(a, b) return idcmp(a[1], b[1]) < 0 end)
+local out, n = {}, math.min(limit, #items)
+for k = 1, n do
   local e = items[k]
-  parts[#parts + 1] = envelope(e.id, e.ch, e.t, e.d)
-  pos[e.ch] = e.id
+  out[#out + 1] = e[1]
+  out[#out + 1] = e[2]
+  out[#out + 1] = e[3]
+  out[#out + 1] = envelope(e[1], e[2], e[3], e[4])
 end
-out[2] = '[' .. table.concat(parts, ',') .. ']'
-for i = 5, #ARGV, 2 do
-  out[#out + 1] = ARGV[i]
-  out[#out + 1] = pos[ARGV[i]]
-end
-return out
+local cursor = last
+if #items > limit then cursor = items[limit][1] end
+return {200, cursor, resets, out}
