@@ -40,7 +40,10 @@ EP_NAMES = $(foreach e,$(ENDPOINTS),$(firstword $(subst =, ,$(e))))
 EP_BINS  = $(patsubst %,$(BUILD)/cgi-bin/%.fcgi,$(EP_NAMES))
 CGI_BINS = $(BUILD)/cgi-bin/sortie-api $(EP_BINS)
 TOOLS    = $(BUILD)/bin/sortie-token $(BUILD)/bin/sortie-expire
-PROGRAMS = $(CGI_BINS) $(TOOLS)
+PUSHD_SRC = $(wildcard pushd/*.c)
+PUSHD_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(PUSHD_SRC))
+PUSHD    = $(BUILD)/bin/sortie-pushd
+PROGRAMS = $(CGI_BINS) $(TOOLS) $(PUSHD)
 
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
@@ -93,6 +96,14 @@ $(BUILD)/bin/%: tools/%.c $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LIBA) $(LIBS_CORE) $(LDFLAGS)
 
+$(BUILD)/pushd/%.o: pushd/%.c $(BUILD)/gen/sortie_lua.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c -o $@ $<
+
+$(PUSHD): $(PUSHD_OBJ) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $(PUSHD_OBJ) $(LIBA) $(LIBS_PUSH) $(LIBS_CORE) $(LDFLAGS)
+
 # ---- tests ----
 $(BUILD)/tests/%.o: tests/%.c $(BUILD)/gen/sortie_lua.h
 	@mkdir -p $(dir $@)
@@ -130,7 +141,7 @@ stop:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/sortie/cgi-bin \
 	  $(DESTDIR)$(PREFIX)/share/sortie/www $(DESTDIR)$(PREFIX)/share/sortie/conf
-	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(TOOLS) $(PUSHD) $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(BUILD)/cgi-bin/sortie-api $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(EP_BINS) $(DESTDIR)$(PREFIX)/lib/sortie/cgi-bin/
 	cp -R www/. $(DESTDIR)$(PREFIX)/share/sortie/www/

@@ -114,23 +114,23 @@ do_start() {
   wait_for "test -S '$RUN/api.sock' && test -s '$RUN/api.pid'" 100 ||
     die "the FastCGI pool did not start (see $RUN/log/sortie.log)"
 
-  # Apache
-  as_root=""
-  [ "$(id -u)" = 0 ] && as_root="-D SORTIE_AS_ROOT"
-  SORTIE_RUN="$RUN" SORTIE_PORT="$PORT" SORTIE_WWW="$RUN/www" SORTIE_CONF_DIR="$here/conf" \
-    SORTIE_API_SOCKET="$RUN/api.sock" SORTIE_PUSH_URL="http://127.0.0.1:$PUSH_PORT" \
-    "$APACHE" -d "$RUN/apache" -f "$here/conf/apache/httpd.conf" $as_root -k start ||
-    die "apache did not start (see $RUN/log/apache-error.log)"
-  wait_for "curl -fsS http://127.0.0.1:$PORT/health" 100 ||
-    die "apache did not serve /health on port $PORT (see $RUN/log/apache-error.log)"
-
-  # sortie-pushd, once it is built
+  # sortie-pushd
   if [ -x "$BUILD/bin/sortie-pushd" ]; then
     setsid "$BUILD/bin/sortie-pushd" -c "$RUN/sortie.conf" -p "$RUN/pushd.pid" \
       </dev/null >>"$RUN/log/pushd.log" 2>&1 &
     wait_for "curl -fsS http://127.0.0.1:$PUSH_PORT/health" 100 ||
       die "sortie-pushd did not start (see $RUN/log/pushd.log)"
   fi
+
+  # Apache
+  as_root=""
+  [ "$(id -u)" = 0 ] && as_root="-D SORTIE_AS_ROOT"
+  SORTIE_RUN="$RUN" SORTIE_PORT="$PORT" SORTIE_WWW="$RUN/www" SORTIE_CONF_DIR="$here/conf" \
+    SORTIE_API_SOCKET="$RUN/api.sock" SORTIE_PUSH_ADDR="127.0.0.1:$PUSH_PORT" \
+    "$APACHE" -d "$RUN/apache" -f "$here/conf/apache/httpd.conf" $as_root -k start ||
+    die "apache did not start (see $RUN/log/apache-error.log)"
+  wait_for "curl -fsS http://127.0.0.1:$PORT/health" 100 ||
+    die "apache did not serve /health on port $PORT (see $RUN/log/apache-error.log)"
 
   if [ "${SORTIE_NO_DEMO:-0}" != 1 ]; then
     BUILD="$BUILD" PORT="$PORT" SORTIE_CONF="$RUN/sortie.conf" sh "$here/tools/demo.sh" > "$RUN/demo.txt"

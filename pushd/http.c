@@ -1,0 +1,492 @@
+/* The HTTP side of the daemon, on libmicrohttpd in the worker's own loop (its
+ * epoll fd sits inside ours). libmicrohttpd parses every request and answers
+ * the short ones (/health, /metrics, errors, long-polls). A stream (SSE, or a
+ * WebSocket handshake) is checked here (method, Origin, token, channels,
+ * per-user limit), then its socket is taken over: dup() it, return MHD_NO so
+ * libmicrohttpd forgets the connection, and serve it from client.c.
+ *
+ * Why the takeover: libmicrohttpd allows an "upgrade" only for 101 responses,
+ * and holds a memory pool per connection; an event stream is a plain 200 that
+ * lasts hours. Taking the socket lets every stream share one writev path and
+ * cost a few hundred bytes when idle. It relies on MHD_USE_TURBO, with which
+ * libmicrohttpd closes a connection without shutdown(2), so our duplicate
+ * stays open (tests/integration/test_pushd_*.c would catch a change). */
+#include "pushd.h"
+#include "json.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct MHD_Daemon *mhd;
+static struct pd_io mhd_io;
+static struct pd_timer mhd_timer;
+static int kicked;
+static uint64_t req_serial;
+
+enum route { R_EVENTS, R_WS, R_POLL };
+
+/* What we know about a stream request between libmicrohttpd's calls. */
+struct req {
+  enum route route;
+  int phase;   /* 0: checking the per-user limit, 1: allowed, 2: refused */
+  struct sortie_identity who;
+  char **channels;
+  uint32_t nchannels;
+  char cursor[SORTIE_STREAM_ID_MAX + 1];
+  char origin[256]; /* the allowed Origin to echo in CORS headers, or "" */
+  char accept[29];
+  uint32_t timeout_s;
+  uint64_t serial;
+  struct MHD_Connection *conn;
+  struct pd_client *poll; /* a long-poll in progress */
+};
+
+static void req_free(struct req *r)
+{
+  for (uint32_t i = 0; i < r->nchannels; i++)
+    free(r->channels[i]);
+  free(r->channels);
+  free(r);
+}
+
+/* ---- responses ---- */
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *ctype,
+                             const char *body, size_t len, const char *origin)
+{
+  struct MHD_Response *rs =
+      MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (rs == NULL)
+    return MHD_NO;
+  MHD_add_response_header(rs, "Content-Type", ctype);
+  MHD_add_response_header(rs, "Cache-Control", "no-store");
+  MHD_add_response_header(rs, "X-Content-Type-Options", "nosniff");
+  if (origin && *origin) {
+    MHD_add_response_header(rs, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(rs, "Access-Control-Allow-Credentials", "true");
+    MHD_add_response_header(rs, "Vary", "Origin");
+  }
+  if (status == 401)
+    MHD_add_response_header(rs, "WWW-Authenticate", "Bearer realm=\"sortie\"");
+  if (status == 405)
+    MHD_add_response_header(rs, "Allow", "GET, HEAD");
+  if (status == 426)
+    MHD_add_response_header(rs, "Sec-WebSocket-Version", "13");
+  if (status == 429 || status == 503)
+    MHD_add_response_header(rs, "Retry-After", "5");
+  enum MHD_Result ok = MHD_queue_response(conn, status, rs);
+  MHD_destroy_response(rs);
+  return ok;
+}
+
+static enum MHD_Result problem(struct MHD_Connection *conn, unsigned status, const char *slug,
+                               const char *title, const char *detail, const char *origin)
+{
+  struct sortie_buf b = {0};
+  sortie_buf_printf(&b, "{\"type\":\"%s%s\",\"title\":\"%s\",\"status\":%u,\"detail\":",
+                    pd_cfg->api_problem_base, slug, title, status);
+  sortie_json_quote(&b, detail, strlen(detail));
+  sortie_buf_putc(&b, '}');
+  pd_stats_self()->refused++;
+  enum MHD_Result r = reply(conn, status, "application/problem+json", b.base, b.len, origin);
+  sortie_buf_free(&b);
+  return r;
+}
+
+/* ---- checks ---- */
+
+/* The Origin header: absent (not a browser), the same origin as the Host, or
+ * one of push.origins. Writes the value to echo in CORS headers. */
+static int origin_allowed(struct MHD_Connection *conn, char *echo, size_t n)
+{
+  const char *o = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+  echo[0] = '\0';
+  if (o == NULL)
+    return 1;
+  const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+  if (host) {
+    const char *p = strstr(o, "://");
+    if (p && strcasecmp(p + 3, host) == 0)
+      return 1; /* same origin: no CORS headers needed */
+  }
+  size_t ol = strlen(o);
+  const char *list = pd_cfg->push_origins;
+  while (*list) {
+    const char *comma = strchr(list, ',');
+    size_t l = comma ? (size_t)(comma - list) : strlen(list);
+    while (l && list[0] == ' ') {
+      list++;
+      l--;
+    }
+    while (l && list[l - 1] == ' ')
+      l--;
+    if (l == ol && strncasecmp(list, o, l) == 0) {
+      snprintf(echo, n, "%s", o);
+      return 1;
+    }
+    if (!comma)
+      break;
+    list = comma + 1;
+  }
+  return 0;
+}
+
+static int authenticate(struct MHD_Connection *conn, const char *query_token,
+                        struct sortie_identity *who, const char **why)
+{
+  char token[SORTIE_TOKEN_MAX + 1];
+  const char *src;
+  const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+  const char *cookie = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Cookie");
+  /* the query string is rebuilt for sortie_auth_find_token (MHD has decoded
+   * the arguments already; a token has no characters that need encoding) */
+  char q[SORTIE_TOKEN_MAX + 8] = "";
+  if (query_token && strlen(query_token) <= SORTIE_TOKEN_MAX)
+    snprintf(q, sizeof q, "token=%s", query_token);
+  if (sortie_auth_find_token(authz, cookie, q, 1, token, sizeof token, &src) < 0) {
+    *why = "send a token: Authorization: Bearer, the sortie_token cookie, or ?token=";
+    return -1;
+  }
+  return sortie_auth_verify(pd_cfg, token, (long)time(NULL), who, why);
+}
+
+/* Parses ?channels=a,b into r->channels; checks names, rights and the limit.
+ * On failure writes the status and detail. */
+static int parse_channels(struct MHD_Connection *conn, struct req *r, unsigned *status,
+                          char *detail, size_t n)
+{
+  const char *list = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "channels");
+  if (list == NULL || *list == '\0') {
+    *status = 400;
+    snprintf(detail, n, "channels is required: a comma-separated list of channel names");
+    return -1;
+  }
+  uint32_t max = (uint32_t)pd_cfg->push_max_channels;
+  r->channels = sortie_xcalloc(max, sizeof *r->channels);
+  const char *p = list;
+  while (*p) {
+    const char *comma = strchr(p, ',');
+    size_t l = comma ? (size_t)(comma - p) : strlen(p);
+    if (sortie_channel_parse(p, l, NULL, NULL) <= SORTIE_CHAN_UNKNOWN || l > SORTIE_CHANNEL_MAX) {
+      *status = 400;
+      snprintf(detail, n, "'%.*s' is not a channel", (int)(l > 80 ? 80 : l), p);
+      return -1;
+    }
+    if (!sortie_auth_may_read(&r->who, p, l)) {
+      *status = 403;
+      snprintf(detail, n, "user %s may not read channel %.*s", r->who.sub, (int)l, p);
+      return -1;
+    }
+    int dup = 0;
+    for (uint32_t i = 0; i < r->nchannels; i++)
+      dup |= strlen(r->channels[i]) == l && memcmp(r->channels[i], p, l) == 0;
+    if (!dup) {
+      if (r->nchannels == max) {
+        *status = 400;
+        snprintf(detail, n, "at most %u channels per connection", max);
+        return -1;
+      }
+      r->channels[r->nchannels++] = sortie_xstrndup(p, l);
+    }
+    if (!comma)
+      break;
+    p = comma + 1;
+  }
+  return 0;
+}
+
+static int ws_handshake_ok(struct MHD_Connection *conn, struct req *r, unsigned *status,
+                           const char **detail)
+{
+  const char *up = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Upgrade");
+  const char *co = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Connection");
+  const char *ver = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-WebSocket-Version");
+  const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-WebSocket-Key");
+  *status = 400;
+  if (up == NULL || strcasestr(up, "websocket") == NULL || co == NULL ||
+      strcasestr(co, "upgrade") == NULL) {
+    *detail = "this is a WebSocket endpoint: send Upgrade: websocket";
+    *status = 426;
+    return 0;
+  }
+  if (ver == NULL || strcmp(ver, "13") != 0) {
+    *detail = "only WebSocket version 13 is spoken here";
+    *status = 426;
+    return 0;
+  }
+  if (key == NULL || strlen(key) != 24 || pd_ws_accept_key(key, r->accept) < 0) {
+    *detail = "Sec-WebSocket-Key must be 16 bytes in base64";
+    return 0;
+  }
+  return 1;
+}
+
+/* ---- the per-user limit, asked of Redis with the request suspended ---- */
+
+static void on_limit(void *ud, int allowed, int failed)
+{
+  struct req *r = ud;
+  if (failed)
+    LOG_WARN("http", "connection limit not checked (Redis unavailable); allowing user=%s",
+             r->who.sub);
+  r->phase = allowed ? 1 : 2;
+  MHD_resume_connection(r->conn);
+  pd_http_kick();
+}
+
+/* ---- taking a stream over ---- */
+
+static enum MHD_Result take_over(struct MHD_Connection *conn, struct req *r)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  int fd = ci ? fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0) : -1;
+  if (fd < 0) {
+    LOG_ERROR("http", "cannot take the socket over: %s", strerror(errno));
+    return problem(conn, 503, "unavailable", "Unavailable", "try again", r->origin);
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  struct pd_client *c;
+  if (r->route == R_WS)
+    c = pd_ws_start(fd, &r->who, r->accept);
+  else
+    c = pd_sse_start(fd, &r->who, r->channels, r->nchannels, r->cursor,
+                     r->origin[0] ? r->origin : NULL);
+  c->serial = r->serial;
+  c->counted = r->phase == 1;
+  /* libmicrohttpd now closes its own descriptor (no shutdown: MHD_USE_TURBO) */
+  return MHD_NO;
+}
+
+static enum MHD_Result stream_request(struct MHD_Connection *conn, enum route route,
+                                      const char *method, void **con_cls)
+{
+  struct req *r = *con_cls;
+  if (r != NULL) {
+    /* called again after the limit check */
+    if (r->route == R_POLL)
+      return pd_poll_respond(r->poll, conn, r->origin);
+    if (r->phase == 0)
+      return MHD_YES;
+    if (r->phase == 2) {
+      char d[160];
+      snprintf(d, sizeof d, "user %s already has %d connections open", r->who.sub,
+               pd_cfg->push_max_conn_per_user);
+      return problem(conn, 429, "too-many-connections", "Too many connections", d, r->origin);
+    }
+    return take_over(conn, r);
+  }
+  char origin[256];
+  if (!origin_allowed(conn, origin, sizeof origin))
+    return problem(conn, 403, "forbidden", "Not allowed", "this Origin is not allowed", NULL);
+  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+    return problem(conn, 405, "method-not-allowed", "Method not allowed", "use GET", origin);
+  if (pd_nclients[0] + pd_nclients[1] + pd_nclients[2] >= (uint32_t)pd_cfg->push_max_connections)
+    return problem(conn, 503, "unavailable", "Unavailable", "this server is full; try another",
+                   origin);
+  r = sortie_xcalloc(1, sizeof *r);
+  r->route = route;
+  r->conn = conn;
+  r->serial = ++req_serial;
+  memcpy(r->origin, origin, sizeof r->origin);
+  *con_cls = r;
+  const char *why;
+  if (authenticate(conn, MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token"), &r->who,
+                   &why) < 0)
+    return problem(conn, 401, "unauthorized", "Authentication required", why, origin);
+  unsigned status;
+  char detail[200];
+  if (route == R_WS) {
+    const char *d;
+    if (!ws_handshake_ok(conn, r, &status, &d))
+      return problem(conn, status, "malformed", "Malformed request", d, origin);
+  } else if (parse_channels(conn, r, &status, detail, sizeof detail) < 0) {
+    return problem(conn, status, status == 403 ? "forbidden" : "malformed",
+                   status == 403 ? "Not allowed" : "Malformed request", detail, origin);
+  }
+  /* where to resume: Last-Event-ID (a browser's reconnect) or ?cursor= */
+  const char *cur = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
+  if (cur == NULL || *cur == '\0')
+    cur = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "cursor");
+  if (cur && *cur) {
+    struct pd_pos p;
+    if (strlen(cur) > SORTIE_STREAM_ID_MAX || pd_pos_parse(cur, strlen(cur), &p) < 0)
+      return problem(conn, 400, "malformed", "Malformed request",
+                     "cursor (or Last-Event-ID) is not an event id", origin);
+    snprintf(r->cursor, sizeof r->cursor, "%s", cur);
+  }
+  if (route == R_POLL) {
+    const char *t = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "timeout");
+    long to = 25;
+    if (t) {
+      char *end;
+      to = strtol(t, &end, 10);
+      if (*end || to < 0 || to > pd_cfg->push_poll_timeout_max_s) {
+        snprintf(detail, sizeof detail, "timeout must be from 0 to %d seconds",
+                 pd_cfg->push_poll_timeout_max_s);
+        return problem(conn, 400, "malformed", "Malformed request", detail, origin);
+      }
+    }
+    r->phase = 1;
+    MHD_suspend_connection(conn);
+    r->poll = pd_poll_start(conn, &r->who, r->channels, r->nchannels, r->cursor, (uint32_t)to);
+    return MHD_YES;
+  }
+  /* a stream counts against the user's connections, on every daemon */
+  char id[96];
+  pd_conn_id(r->serial, id, sizeof id);
+  MHD_suspend_connection(conn);
+  pd_redis_conns("open", r->who.sub, id, on_limit, r);
+  return MHD_YES;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_size, void **con_cls)
+{
+  (void)cls;
+  (void)version;
+  (void)upload_data;
+  if (*upload_size) {
+    *upload_size = 0; /* no endpoint takes a body */
+    return MHD_YES;
+  }
+  if (strcmp(method, "OPTIONS") == 0) {
+    char origin[256];
+    if (!origin_allowed(conn, origin, sizeof origin))
+      return problem(conn, 403, "forbidden", "Not allowed", "this Origin is not allowed", NULL);
+    struct MHD_Response *rs = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (origin[0]) {
+      MHD_add_response_header(rs, "Access-Control-Allow-Origin", origin);
+      MHD_add_response_header(rs, "Access-Control-Allow-Credentials", "true");
+    }
+    MHD_add_response_header(rs, "Access-Control-Allow-Methods", "GET, OPTIONS");
+    MHD_add_response_header(rs, "Access-Control-Allow-Headers", "Authorization, Last-Event-ID");
+    MHD_add_response_header(rs, "Access-Control-Max-Age", "600");
+    enum MHD_Result ok = MHD_queue_response(conn, 204, rs);
+    MHD_destroy_response(rs);
+    return ok;
+  }
+  if (strcmp(url, "/events") == 0)
+    return stream_request(conn, R_EVENTS, method, con_cls);
+  if (strcmp(url, "/ws") == 0)
+    return stream_request(conn, R_WS, method, con_cls);
+  if (strcmp(url, "/poll") == 0)
+    return stream_request(conn, R_POLL, method, con_cls);
+  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+    return problem(conn, 405, "method-not-allowed", "Method not allowed", "use GET", NULL);
+  struct sortie_buf b = {0};
+  enum MHD_Result rc;
+  if (strcmp(url, "/health") == 0) {
+    int ok;
+    pd_stats_health(&b, &ok);
+    rc = reply(conn, ok ? 200 : 503, "application/json", b.base, b.len, NULL);
+  } else if (strcmp(url, "/metrics") == 0) {
+    pd_stats_metrics(&b);
+    rc = reply(conn, 200, "text/plain; version=0.0.4", b.base, b.len, NULL);
+  } else {
+    rc = problem(conn, 404, "not-found", "Not found",
+                 "paths: /events (SSE), /ws (WebSocket), /poll, /health, /metrics", NULL);
+  }
+  sortie_buf_free(&b);
+  return rc;
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+  (void)cls;
+  (void)conn;
+  (void)toe;
+  struct req *r = *con_cls;
+  if (r == NULL)
+    return;
+  if (r->poll)
+    pd_poll_finished(r->poll);
+  req_free(r);
+  *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+  (void)cls;
+  char line[512];
+  vsnprintf(line, sizeof line, fmt, ap);
+  LOG_DEBUG("mhd", "%s", line);
+}
+
+/* ---- in the loop ---- */
+
+static void on_mhd(struct pd_io *io, uint32_t events)
+{
+  (void)io;
+  (void)events;
+  kicked = 1;
+}
+
+static void on_mhd_timer(struct pd_timer *t)
+{
+  (void)t;
+  kicked = 1;
+}
+
+void pd_http_kick(void)
+{
+  kicked = 1;
+}
+
+void pd_http_run(void)
+{
+  if (!kicked || mhd == NULL)
+    return;
+  kicked = 0;
+  MHD_run(mhd);
+  MHD_UNSIGNED_LONG_LONG to;
+  if (MHD_get_timeout(mhd, &to) == MHD_YES)
+    pd_timer_arm(&mhd_timer, to);
+  else
+    pd_timer_stop(&mhd_timer);
+}
+
+int pd_http_start(const struct sortie_cfg *cfg, int listen_fd)
+{
+  (void)cfg;
+  mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
+                             MHD_USE_ERROR_LOG,
+                         0, NULL, NULL, handler, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+                         MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+                         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+  if (mhd == NULL)
+    return -1;
+  const union MHD_DaemonInfo *di = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_EPOLL_FD);
+  if (di == NULL)
+    return -1;
+  mhd_io.fd = di->epoll_fd;
+  mhd_io.cb = on_mhd;
+  mhd_timer.cb = on_mhd_timer;
+  if (pd_io_add(&mhd_io, EPOLLIN) < 0)
+    return -1;
+  kicked = 1;
+  return 0;
+}
+
+void pd_http_stop(void)
+{
+  if (mhd == NULL)
+    return;
+  pd_io_del(&mhd_io);
+  pd_timer_stop(&mhd_timer);
+  MHD_stop_daemon(mhd);
+  mhd = NULL;
+}

@@ -1,0 +1,470 @@
+/* WebSocket (RFC 6455): the handshake key, server frames, UTF-8 checking, and
+ * the transport. wslay parses what the client sends (masking, fragments,
+ * control frames, size limit) and writes its own control frames (pong, close)
+ * through our queue; events go out as frames encoded once per event and shared
+ * by every subscriber, so they never pass through wslay.
+ *
+ * Client -> server: {"action":"subscribe","channels":[...],"since":{...}},
+ * {"action":"unsubscribe","channels":[...]}, {"action":"ping"}.
+ * Server -> client: connection_status first, then envelopes and subscribed /
+ * unsubscribed / pong / error / reset messages. Close codes: 1001 going away,
+ * 1002 protocol error, 1003 binary data, 1007 bad UTF-8, 1008 policy, 1009
+ * too big. */
+#include "pushd.h"
+#include "json.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <wslay/wslay.h>
+
+/* ---- framing and checks ---- */
+
+void pd_ws_frame(struct sortie_buf *out, int opcode, const void *payload, size_t len)
+{
+  unsigned char h[10];
+  size_t hl;
+  h[0] = (unsigned char)(0x80 | (opcode & 0x0f));
+  if (len < 126) {
+    h[1] = (unsigned char)len;
+    hl = 2;
+  } else if (len < 65536) {
+    h[1] = 126;
+    h[2] = (unsigned char)(len >> 8);
+    h[3] = (unsigned char)len;
+    hl = 4;
+  } else {
+    h[1] = 127;
+    for (int i = 0; i < 8; i++)
+      h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    hl = 10;
+  }
+  sortie_buf_append(out, h, hl);
+  sortie_buf_append(out, payload, len);
+}
+
+int pd_utf8_valid(const unsigned char *s, size_t len)
+{
+  size_t i = 0;
+  while (i < len) {
+    unsigned char c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t n;
+    uint32_t cp;
+    if ((c & 0xe0) == 0xc0) {
+      n = 1;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return 0;
+    }
+    if (i + n >= len)
+      return 0;
+    for (size_t k = 1; k <= n; k++) {
+      if ((s[i + k] & 0xc0) != 0x80)
+        return 0;
+      cp = (cp << 6) | (s[i + k] & 0x3f);
+    }
+    /* overlong forms, surrogates and beyond U+10FFFF are not UTF-8 */
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+      return 0;
+    i += n + 1;
+  }
+  return 1;
+}
+
+int pd_ws_accept_key(const char *key, char out[29])
+{
+  static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  char buf[128];
+  size_t kl = strlen(key);
+  if (kl == 0 || kl + sizeof guid > sizeof buf)
+    return -1;
+  memcpy(buf, key, kl);
+  memcpy(buf + kl, guid, sizeof guid - 1);
+  unsigned char md[SHA_DIGEST_LENGTH];
+  SHA1((const unsigned char *)buf, kl + sizeof guid - 1, md);
+  EVP_EncodeBlock((unsigned char *)out, md, SHA_DIGEST_LENGTH);
+  return 0;
+}
+
+/* ---- the transport ---- */
+
+struct ws_state {
+  wslay_event_context_ptr ctx;
+};
+
+static void send_text(struct pd_client *c, const char *json, size_t len)
+{
+  struct sortie_buf b = {0};
+  pd_ws_frame(&b, 1, json, len);
+  pd_client_send_copy(c, b.base, b.len);
+  sortie_buf_free(&b);
+}
+
+/* Closes with a code: the close frame goes out after what is queued. */
+static void ws_close_code(struct pd_client *c, uint16_t code, const char *reason)
+{
+  struct ws_state *st = c->tp_state;
+  if (st && st->ctx && !wslay_event_get_close_sent(st->ctx)) {
+    wslay_event_queue_close(st->ctx, code, (const uint8_t *)reason, strlen(reason));
+    wslay_event_send(st->ctx);
+  }
+  c->close_after_flush = 1;
+  if (c->qlen == 0)
+    pd_client_close(c, reason);
+}
+
+static void send_error(struct pd_client *c, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void send_error(struct pd_client *c, const char *code, const char *fmt, ...)
+{
+  char msg[300];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  struct sortie_buf b = {0};
+  sortie_buf_printf(&b, "{\"type\":\"error\",\"code\":\"%s\",\"message\":", code);
+  sortie_json_quote(&b, msg, strlen(msg));
+  sortie_buf_putc(&b, '}');
+  send_text(c, b.base, b.len);
+  sortie_buf_free(&b);
+}
+
+static void ws_deliver(struct pd_client *c, struct pd_event *e)
+{
+  pd_client_send(c, pd_event_ws(e));
+}
+
+static void ws_control(struct pd_client *c, const char *json, size_t len, const char *cursor)
+{
+  (void)cursor;
+  send_text(c, json, len);
+}
+
+static void ws_caught_up(struct pd_client *c, struct pd_job *j, const char *cursor)
+{
+  (void)j;
+  (void)c;
+  (void)cursor;
+}
+
+/* The `since` of one channel in a subscribe request: a per-channel object, or
+ * one id for all; "" when none. NULL when the value is not a string. */
+static const char *since_for(json_object *since, const char *name)
+{
+  json_object *x;
+  if (since == NULL)
+    return "";
+  if (json_object_is_type(since, json_type_string))
+    return json_object_get_string(since);
+  if (!json_object_object_get_ex(since, name, &x))
+    return "";
+  return json_object_is_type(x, json_type_string) ? json_object_get_string(x) : NULL;
+}
+
+/* Channels of one subscribe request, grouped by their `since`. */
+static void subscribe(struct pd_client *c, json_object *msg)
+{
+  json_object *chans, *since = NULL;
+  if (!json_object_object_get_ex(msg, "channels", &chans) ||
+      !json_object_is_type(chans, json_type_array) || json_object_array_length(chans) == 0) {
+    send_error(c, "bad_request", "subscribe needs \"channels\": a non-empty array of names");
+    return;
+  }
+  json_object_object_get_ex(msg, "since", &since);
+  if (since && !json_object_is_type(since, json_type_object) &&
+      !json_object_is_type(since, json_type_string)) {
+    send_error(c, "bad_since", "\"since\" must be an object {\"channel\":\"id\"} or an id");
+    return;
+  }
+  size_t n = json_object_array_length(chans);
+  size_t fresh = 0;
+  /* check everything before changing anything: a request is all or nothing */
+  for (size_t i = 0; i < n; i++) {
+    json_object *v = json_object_array_get_idx(chans, i);
+    const char *name = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+    size_t len = name ? strlen(name) : 0;
+    if (name == NULL || len > SORTIE_CHANNEL_MAX ||
+        sortie_channel_parse(name, len, NULL, NULL) <= SORTIE_CHAN_UNKNOWN) {
+      send_error(c, "invalid_channel", "'%.80s' is not a channel", name ? name : "(not a string)");
+      return;
+    }
+    if (!sortie_auth_may_read(&c->who, name, len)) {
+      send_error(c, "forbidden", "user %s may not read channel %s", c->who.sub, name);
+      return;
+    }
+    if (!pd_sub_find(c, name))
+      fresh++;
+    const char *sv = since_for(since, name);
+    struct pd_pos p;
+    if (sv == NULL || (*sv && pd_pos_parse(sv, strlen(sv), &p) < 0)) {
+      send_error(c, "bad_since", "since for %s is not an event id", name);
+      return;
+    }
+  }
+  if (c->nsubs + fresh > (size_t)pd_cfg->push_max_channels) {
+    send_error(c, "too_many_channels", "at most %d channels per connection",
+               pd_cfg->push_max_channels);
+    return;
+  }
+  /* subscribed: one message naming every channel of the request */
+  struct sortie_buf ack = {0};
+  sortie_buf_puts(&ack, "{\"type\":\"subscribed\",\"channels\":[");
+  for (size_t i = 0; i < n; i++) {
+    const char *name = json_object_get_string(json_object_array_get_idx(chans, i));
+    sortie_buf_printf(&ack, "%s\"%s\"", i ? "," : "", name);
+  }
+  sortie_buf_puts(&ack, "]}");
+  send_text(c, ack.base, ack.len);
+  sortie_buf_free(&ack);
+  /* then history for each `since` group, then live */
+  struct pd_sub *group[256];
+  int done[256] = {0};
+  for (size_t i = 0; i < n && i < 256; i++) {
+    if (done[i])
+      continue;
+    const char *name = json_object_get_string(json_object_array_get_idx(chans, i));
+    if (pd_sub_find(c, name)) {
+      done[i] = 1;
+      continue; /* already subscribed: nothing to resume */
+    }
+    const char *sv = since_for(since, name);
+    uint32_t k = 0;
+    for (size_t m = i; m < n && m < 256; m++) {
+      if (done[m])
+        continue;
+      const char *nm = json_object_get_string(json_object_array_get_idx(chans, m));
+      if (strcmp(since_for(since, nm), sv) != 0 || pd_sub_find(c, nm))
+        continue;
+      done[m] = 1;
+      group[k++] = pd_sub_add(c, nm);
+    }
+    pd_job_start(c, group, k, sv);
+    if (c->closing)
+      return;
+  }
+}
+
+static void unsubscribe(struct pd_client *c, json_object *msg)
+{
+  json_object *chans;
+  if (!json_object_object_get_ex(msg, "channels", &chans) ||
+      !json_object_is_type(chans, json_type_array)) {
+    send_error(c, "bad_request", "unsubscribe needs \"channels\": an array of names");
+    return;
+  }
+  struct sortie_buf ack = {0};
+  sortie_buf_puts(&ack, "{\"type\":\"unsubscribed\",\"channels\":[");
+  int first = 1;
+  for (size_t i = 0; i < json_object_array_length(chans); i++) {
+    json_object *v = json_object_array_get_idx(chans, i);
+    if (!json_object_is_type(v, json_type_string))
+      continue;
+    struct pd_sub *s = pd_sub_find(c, json_object_get_string(v));
+    if (s == NULL)
+      continue;
+    sortie_buf_printf(&ack, "%s\"%s\"", first ? "" : ",", json_object_get_string(v));
+    first = 0;
+    pd_sub_remove(s);
+  }
+  sortie_buf_puts(&ack, "]}");
+  send_text(c, ack.base, ack.len);
+  sortie_buf_free(&ack);
+}
+
+static void on_text(struct pd_client *c, const uint8_t *p, size_t len)
+{
+  if (!pd_utf8_valid(p, len)) {
+    ws_close_code(c, 1007, "invalid UTF-8 in a text message");
+    return;
+  }
+  const char *why;
+  json_object *msg = sortie_json_parse((const char *)p, len, &why);
+  if (msg == NULL || !json_object_is_type(msg, json_type_object)) {
+    send_error(c, "bad_json", "%s", msg ? "a message must be a JSON object" : why);
+    if (msg)
+      json_object_put(msg);
+    return;
+  }
+  const char *action = NULL;
+  size_t al;
+  sortie_json_str(msg, "action", &action, &al);
+  if (action && strcmp(action, "subscribe") == 0)
+    subscribe(c, msg);
+  else if (action && strcmp(action, "unsubscribe") == 0)
+    unsubscribe(c, msg);
+  else if (action && strcmp(action, "ping") == 0)
+    send_text(c, "{\"type\":\"pong\"}", 15);
+  else
+    send_error(c, "unknown_action", "action must be subscribe, unsubscribe or ping");
+  json_object_put(msg);
+}
+
+static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
+{
+  (void)flags;
+  struct pd_client *c = ud;
+  ssize_t n = read(c->io.fd, buf, len);
+  if (n > 0) {
+    c->last_rx = pd_now();
+    return n;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+  else
+    wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+  return -1;
+}
+
+static ssize_t cb_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                       void *ud)
+{
+  (void)ctx;
+  (void)flags;
+  struct pd_client *c = ud;
+  /* wslay's own frames (pong, close) join the queue in order, whole */
+  if (!c->closing) {
+    uint8_t saved = c->close_after_flush;
+    c->close_after_flush = 0;
+    pd_client_send_copy(c, data, len);
+    c->close_after_flush = saved;
+  }
+  return (ssize_t)len;
+}
+
+static void cb_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+                   void *ud)
+{
+  (void)ctx;
+  struct pd_client *c = ud;
+  if (c->closing || c->close_after_flush)
+    return;
+  if (arg->opcode == WSLAY_TEXT_FRAME)
+    on_text(c, arg->msg, arg->msg_length);
+  else if (arg->opcode == WSLAY_BINARY_FRAME)
+    ws_close_code(c, 1003, "binary messages are not supported");
+}
+
+static void ws_readable(struct pd_client *c)
+{
+  struct ws_state *st = c->tp_state;
+  int rc = wslay_event_recv(st->ctx);
+  if (c->closing)
+    return;
+  wslay_event_send(st->ctx); /* pong, or the close reply / protocol error close */
+  if (c->closing)
+    return;
+  if (rc != 0) {
+    pd_client_close(c, "read failed");
+    return;
+  }
+  if (wslay_event_get_close_sent(st->ctx)) {
+    c->close_after_flush = 1;
+    if (c->qlen == 0)
+      pd_client_close(c, "closed");
+  } else if (!wslay_event_get_read_enabled(st->ctx)) {
+    pd_client_close(c, "peer stopped");
+  }
+}
+
+static void ws_destroy(struct pd_client *c)
+{
+  struct ws_state *st = c->tp_state;
+  if (st) {
+    wslay_event_context_free(st->ctx);
+    free(st);
+  }
+  c->tp_state = NULL;
+}
+
+const struct pd_transport pd_ws_transport = {
+    .name = "ws",
+    .kind = PD_WS,
+    .deliver = ws_deliver,
+    .control = ws_control,
+    .caught_up = ws_caught_up,
+    .readable = ws_readable,
+    .destroy = ws_destroy,
+};
+
+struct pd_client *pd_ws_start(int fd, const struct sortie_identity *who, const char *accept_key)
+{
+  struct pd_client *c = pd_client_new(&pd_ws_transport, fd, who);
+  struct ws_state *st = sortie_xcalloc(1, sizeof *st);
+  static const struct wslay_event_callbacks cbs = {cb_recv, cb_send, NULL, NULL, NULL, NULL,
+                                                   cb_msg};
+  if (wslay_event_context_server_init(&st->ctx, &cbs, c) != 0)
+    abort(); /* out of memory: the project's policy */
+  wslay_event_config_set_max_recv_msg_length(st->ctx, (uint64_t)pd_cfg->push_max_message);
+  c->tp_state = st;
+  struct sortie_buf h = {0};
+  sortie_buf_printf(&h, "HTTP/1.1 101 Switching Protocols\r\n"
+                        "Upgrade: websocket\r\n"
+                        "Connection: Upgrade\r\n"
+                        "Sec-WebSocket-Accept: %s\r\n\r\n", accept_key);
+  pd_client_send_copy(c, h.base, h.len);
+  sortie_buf_reset(&h);
+  char hello[160];
+  int n = snprintf(hello, sizeof hello,
+                   "{\"type\":\"connection_status\",\"status\":\"connected\","
+                   "\"connection_id\":\"%d.%llu\"}", pd_worker_id, (unsigned long long)c->serial);
+  pd_ws_frame(&h, 1, hello, (size_t)n);
+  pd_client_send_copy(c, h.base, h.len);
+  sortie_buf_free(&h);
+  return c;
+}
+
+static struct pd_chunk *ping_chunk;
+
+static void ping(struct pd_client *c)
+{
+  uint64_t silent = pd_now() - c->last_rx;
+  if (silent > 2 * (uint64_t)pd_cfg->push_ping_s * 1000) {
+    pd_client_close(c, "peer silent for two ping intervals");
+    return;
+  }
+  pd_client_send(c, ping_chunk);
+}
+
+void pd_ws_heartbeat(void)
+{
+  if (ping_chunk == NULL)
+    ping_chunk = pd_chunk_copy("\x89\x00", 2);
+  pd_clients_each(PD_WS, ping);
+}
+
+static void going_away(struct pd_client *c)
+{
+  ws_close_code(c, 1001, "server going away");
+}
+
+static void sse_retry(struct pd_client *c)
+{
+  char m[64];
+  int n = snprintf(m, sizeof m, ": server restarting\nretry: %d\n\n", pd_cfg->push_retry_ms);
+  pd_client_send_copy(c, m, (size_t)n);
+  c->close_after_flush = 1;
+}
+
+void pd_streams_shutdown(void)
+{
+  pd_clients_each(PD_WS, going_away);
+  pd_clients_each(PD_SSE, sse_retry);
+}
