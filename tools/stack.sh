@@ -7,6 +7,7 @@
 #   tools/stack.sh run     start, print the URL, stop on Ctrl-C
 #   tools/stack.sh start   start in the background and print where things are
 #   tools/stack.sh stop    stop what `start` started (by the pids it recorded)
+#   tools/stack.sh pushd-stop | pushd-start   just the push daemon (tests)
 #
 # Environment: BUILD (build folder, default build), PORT (Apache, 8080),
 # PUSH_PORT (8081), REDIS_PORT (6390), WORKERS (FastCGI pool size, 8),
@@ -79,6 +80,14 @@ EOF
   fi
 }
 
+start_pushd() {
+  [ -x "$BUILD/bin/sortie-pushd" ] || return 0
+  setsid "$BUILD/bin/sortie-pushd" -c "$RUN/sortie.conf" -p "$RUN/pushd.pid" \
+    </dev/null >>"$RUN/log/pushd.log" 2>&1 &
+  wait_for "curl -fsS http://127.0.0.1:$PUSH_PORT/health" 100 ||
+    die "sortie-pushd did not start (see $RUN/log/pushd.log)"
+}
+
 do_start() {
   for b in "$BUILD/cgi-bin/sortie-api" "$BUILD/bin/sortie-token"; do
     [ -x "$b" ] || die "$b is missing: run make first"
@@ -114,14 +123,7 @@ do_start() {
   wait_for "test -S '$RUN/api.sock' && test -s '$RUN/api.pid'" 100 ||
     die "the FastCGI pool did not start (see $RUN/log/sortie.log)"
 
-  # sortie-pushd
-  if [ -x "$BUILD/bin/sortie-pushd" ]; then
-    setsid "$BUILD/bin/sortie-pushd" -c "$RUN/sortie.conf" -p "$RUN/pushd.pid" \
-      </dev/null >>"$RUN/log/pushd.log" 2>&1 &
-    wait_for "curl -fsS http://127.0.0.1:$PUSH_PORT/health" 100 ||
-      die "sortie-pushd did not start (see $RUN/log/pushd.log)"
-  fi
-
+  start_pushd
   # Apache
   as_root=""
   [ "$(id -u)" = 0 ] && as_root="-D SORTIE_AS_ROOT"
@@ -159,6 +161,13 @@ case "${1:-}" in
     ;;
   stop)
     do_stop
+    ;;
+  pushd-stop)
+    stop_pid "$RUN/pushd.pid"
+    ;;
+  pushd-start)
+    SORTIE_CONF="$RUN/sortie.conf"
+    start_pushd
     ;;
   run)
     trap 'echo; do_stop; exit 0' INT TERM
