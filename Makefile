@@ -104,6 +104,22 @@ $(PUSHD): $(PUSHD_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $(PUSHD_OBJ) $(LIBA) $(LIBS_PUSH) $(LIBS_CORE) $(LDFLAGS)
 
+# ---- benchmarks ----
+BENCH_BINS = $(BUILD)/bench/fanout $(BUILD)/bench/publish $(BUILD)/bench/hello
+$(BUILD)/bench/fanout: bench/fanout.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LDFLAGS)
+$(BUILD)/bench/publish: bench/publish.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LIBA) $(LIBS_CORE) $(LDFLAGS)
+$(BUILD)/bench/hello: bench/hello.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LIBA) $(LIBS_FCGI) $(LIBS_CORE) $(LDFLAGS)
+
+bench: all $(BENCH_BINS)
+	@sh tools/deps.sh --bench
+	@BUILD=$(BUILD) sh bench/run.sh
+
 # ---- tests ----
 $(BUILD)/tests/%.o: tests/%.c $(BUILD)/gen/sortie_lua.h
 	@mkdir -p $(dir $@)

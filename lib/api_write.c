@@ -232,8 +232,8 @@ void sortie_api_signal_create(struct sortie_app *app, struct sortie_req *req,
   rc = sortie_json_str(req->json, "briefing", &briefing, &blen);
   if (rc < 0 || blen > 4000 || (rc == 0 && sortie_has_ctl(briefing, blen, 1))) {
     sortie_problem_field(resp, 422, "briefing", "briefing must be a string of at most 4000 "
-                                                "bytes (line breaks allowed, no other control "
-                                                "characters)");
+                                                "bytes (line breaks and tabs allowed, no other "
+                                                "control characters)");
     return;
   }
 

@@ -42,19 +42,20 @@ int sortie_auth_verify(const struct sortie_cfg *c, const char *token, long now,
     *why = "token has no exp";
     goto done;
   }
-  if (exp + leeway <= now) {
+  /* written so that no sum can overflow, whatever the token claims */
+  if (exp <= now - leeway) {
     *why = "token has expired";
     goto done;
   }
   errno = 0;
   long nbf = jwt_get_grant_int(jwt, "nbf");
-  if (errno != ENOENT && nbf - leeway > now) {
+  if (errno != ENOENT && nbf > now + leeway) {
     *why = "token is not valid yet (nbf)";
     goto done;
   }
   errno = 0;
   long iat = jwt_get_grant_int(jwt, "iat");
-  if (errno != ENOENT && iat - leeway > now) {
+  if (errno != ENOENT && iat > now + leeway) {
     *why = "token is issued in the future (iat)";
     goto done;
   }
@@ -70,7 +71,15 @@ int sortie_auth_verify(const struct sortie_cfg *c, const char *token, long now,
   }
   const char *role = jwt_get_grant(jwt, "role");
   enum sortie_role r = SORTIE_ROLE_USER;
-  if (role != NULL) {
+  if (role == NULL) {
+    /* absent, or present but not a string (libjwt says NULL for both) */
+    char *any = jwt_get_grants_json(jwt, "role");
+    if (any != NULL) {
+      free(any);
+      *why = "token role is not user, admin or service";
+      goto done;
+    }
+  } else {
     if (strcmp(role, "user") == 0)
       r = SORTIE_ROLE_USER;
     else if (strcmp(role, "admin") == 0)

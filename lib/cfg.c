@@ -130,9 +130,10 @@ static int read_file(struct sortie_cfg *c, const char *path, char *err, size_t e
     snprintf(err, errlen, "%s: %s", path, strerror(errno));
     return -1;
   }
-  char line[2048];
+  char *line = NULL;
+  size_t cap = 0;
   int lineno = 0, rc = 0;
-  while (fgets(line, sizeof line, f)) {
+  while (getline(&line, &cap, f) >= 0) {
     lineno++;
     char *hash = strchr(line, '#');
     if (hash)
@@ -155,6 +156,7 @@ static int read_file(struct sortie_cfg *c, const char *path, char *err, size_t e
       break;
     }
   }
+  free(line);
   fclose(f);
   return rc;
 }

@@ -1,12 +1,102 @@
 /* JSON helpers. */
 #include "json.h"
+#include "valid.h"
 
 #include <string.h>
+
+/* json-c, even in strict mode, lets through what JSON (RFC 8259) is not:
+ * NaN/Infinity and "1." as numbers, single quotes, raw control characters in
+ * strings, ill-formed UTF-8. Bodies from the network are checked token by token
+ * here first; json-c then builds the value (and checks the nesting). Returns
+ * NULL when the text is lexically JSON, else a reason. */
+static const char *lex_check(const char *s, size_t len)
+{
+  if (!sortie_utf8_valid((const unsigned char *)s, len))
+    return "JSON has invalid UTF-8";
+  size_t i = 0;
+  while (i < len) {
+    char c = s[i];
+    if (c == '"') {
+      for (i++;; i++) {
+        if (i >= len)
+          return "JSON ends too early";
+        unsigned char d = (unsigned char)s[i];
+        if (d == '"')
+          break;
+        if (d < 0x20)
+          return "a JSON string holds a raw control character";
+        if (d == '\\') {
+          if (++i >= len)
+            return "JSON ends too early";
+          if (s[i] == 'u') {
+            for (int k = 1; k <= 4; k++)
+              if (i + (size_t)k >= len || !strchr("0123456789abcdefABCDEF", s[i + (size_t)k]) ||
+                  s[i + (size_t)k] == '\0')
+                return "body is not valid JSON";
+            i += 4;
+          } else if (s[i] == '\0' || !strchr("\"\\/bfnrt", s[i])) {
+            return "body is not valid JSON";
+          }
+        }
+      }
+      i++;
+    } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '{' || c == '}' ||
+               c == '[' || c == ']' || c == ',' || c == ':') {
+      i++;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+      if (c == '-' && ++i >= len)
+        return "body is not valid JSON";
+      if (s[i] == '0')
+        i++;
+      else if (s[i] >= '1' && s[i] <= '9')
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+          i++;
+      else
+        return "body is not valid JSON";
+      if (i < len && s[i] == '.') {
+        size_t d0 = ++i;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+          i++;
+        if (i == d0)
+          return "body is not valid JSON";
+      }
+      if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < len && (s[i] == '+' || s[i] == '-'))
+          i++;
+        size_t d0 = i;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+          i++;
+        if (i == d0)
+          return "body is not valid JSON";
+      }
+    } else {
+      static const char *const words[] = {"true", "false", "null"};
+      size_t k;
+      for (k = 0; k < 3; k++) {
+        size_t wl = strlen(words[k]);
+        if (len - i >= wl && memcmp(s + i, words[k], wl) == 0) {
+          i += wl;
+          break;
+        }
+      }
+      if (k == 3)
+        return "body is not valid JSON";
+    }
+  }
+  return NULL;
+}
 
 json_object *sortie_json_parse(const char *s, size_t len, const char **why)
 {
   if (len > 0x7fffffff) {
     *why = "body too large";
+    return NULL;
+  }
+  const char *lex = lex_check(s, len);
+  if (lex) {
+    *why = lex;
     return NULL;
   }
   struct json_tokener *tok = json_tokener_new_ex(SORTIE_JSON_MAX_DEPTH);
@@ -18,6 +108,12 @@ json_object *sortie_json_parse(const char *s, size_t len, const char **why)
   json_object *o = json_tokener_parse_ex(tok, s, (int)len);
   enum json_tokener_error e = json_tokener_get_error(tok);
   size_t end = json_tokener_get_parse_end(tok);
+  if (e == json_tokener_continue && end == len) {
+    /* a bare number at the very end ("123") waits for more digits: end it */
+    o = json_tokener_parse_ex(tok, " ", 1);
+    e = json_tokener_get_error(tok);
+    end = len;
+  }
   json_tokener_free(tok);
   if (e != json_tokener_success) {
     if (o)

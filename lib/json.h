@@ -23,7 +23,7 @@ int sortie_json_str(json_object *o, const char *key, const char **s, size_t *len
 int sortie_json_int(json_object *o, const char *key, long long *v);
 
 /** 1 if `s` has a control character (< 0x20 or 0x7f); with allow_newline,
- * '\n' (and '\r' before it) are allowed. */
+ * '\n' (and '\r' before it) and '\t' are allowed. */
 int sortie_has_ctl(const char *s, size_t len, int allow_newline);
 
 /** Appends `s` with & < > " ' escaped as HTML entities. */

@@ -134,53 +134,41 @@ int sortie_stream_id_cmp(const char *a, const char *b)
   return as < bs ? -1 : as > bs;
 }
 
-int sortie_cursor_parse(const char *s, size_t len, struct sortie_cursor_pos *out, size_t max,
-                        size_t *n)
+int sortie_utf8_valid(const unsigned char *s, size_t len)
 {
-  size_t count = 0, i = 0;
-  if (len == 0)
-    return -1;
-  while (i <= len) {
-    size_t j = i;
-    while (j < len && s[j] != ',')
-      j++;
-    /* one item: chan@id */
-    const char *item = s + i;
-    size_t ilen = j - i;
-    const char *at = memchr(item, '@', ilen);
-    if (at == NULL || count >= max)
-      return -1;
-    size_t clen = (size_t)(at - item), idlen = ilen - clen - 1;
-    uint64_t ms, seq;
-    if (clen > SORTIE_CHANNEL_MAX || idlen > SORTIE_STREAM_ID_MAX ||
-        sortie_channel_parse(item, clen, NULL, NULL) == SORTIE_CHAN_INVALID ||
-        sortie_stream_id_parse(at + 1, idlen, &ms, &seq) < 0)
-      return -1;
-    memcpy(out[count].channel, item, clen);
-    out[count].channel[clen] = '\0';
-    memcpy(out[count].id, at + 1, idlen);
-    out[count].id[idlen] = '\0';
-    for (size_t k = 0; k < count; k++)
-      if (strcmp(out[k].channel, out[count].channel) == 0)
-        return -1;
-    count++;
-    if (j == len)
-      break;
-    i = j + 1;
-    if (i == len)
-      return -1; /* trailing comma */
+  size_t i = 0;
+  while (i < len) {
+    unsigned char c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t n;
+    uint32_t cp;
+    if ((c & 0xe0) == 0xc0) {
+      n = 1;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return 0;
+    }
+    if (i + n >= len)
+      return 0;
+    for (size_t k = 1; k <= n; k++) {
+      if ((s[i + k] & 0xc0) != 0x80)
+        return 0;
+      cp = (cp << 6) | (s[i + k] & 0x3f);
+    }
+    /* overlong forms, surrogates and beyond U+10FFFF are not UTF-8 */
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+      return 0;
+    i += n + 1;
   }
-  *n = count;
-  return 0;
-}
-
-void sortie_cursor_format(const struct sortie_cursor_pos *pos, size_t n, struct sortie_buf *out)
-{
-  for (size_t i = 0; i < n; i++) {
-    if (i)
-      sortie_buf_putc(out, ',');
-    sortie_buf_puts(out, pos[i].channel);
-    sortie_buf_putc(out, '@');
-    sortie_buf_puts(out, pos[i].id);
-  }
+  return 1;
 }

@@ -7,8 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-
 #define SORTIE_ID_MAX 64
 #define SORTIE_CHANNEL_MAX 80  /* "mission:" + 64; kinds are short */
 #define SORTIE_STREAM_ID_MAX 41 /* "<20 digits>-<20 digits>" */
@@ -46,20 +44,8 @@ int sortie_stream_id_parse(const char *s, size_t len, uint64_t *ms, uint64_t *se
 /** Compares two valid stream ids; <0, 0, >0. Invalid ids compare as 0-0. */
 int sortie_stream_id_cmp(const char *a, const char *b);
 
-/* A cursor is the position of a client in several channels at once. Its text
- * form, opaque to clients, is `chan@id,chan@id,...`: only characters that are
- * safe unescaped in a query string and in an SSE `id:` line. */
-struct sortie_cursor_pos {
-  char channel[SORTIE_CHANNEL_MAX + 1];
-  char id[SORTIE_STREAM_ID_MAX + 1];
-};
-
-/** Parses a cursor into at most `max` positions (written to `out`, count in `*n`).
- * Every channel must be valid (any kind) and appear once; every id a valid stream
- * id. Returns 0, or -1 on any error (then *n is unspecified). */
-int sortie_cursor_parse(const char *s, size_t len, struct sortie_cursor_pos *out, size_t max,
-                        size_t *n);
-/** Appends the text form of `n` positions to `out`. */
-void sortie_cursor_format(const struct sortie_cursor_pos *pos, size_t n, struct sortie_buf *out);
+/** 1 if `len` bytes at `s` are well-formed UTF-8 (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF). */
+int sortie_utf8_valid(const unsigned char *s, size_t len);
 
 #endif

@@ -127,7 +127,7 @@ static inline struct pd_event *pd_event_ref(struct pd_event *e)
 struct pd_chunk *pd_event_sse(struct pd_event *e);
 struct pd_chunk *pd_event_ws(struct pd_event *e);
 
-/* ----------------------------------------------------------------- sse.c */
+/* --------------------------------------------------------------- frame.c */
 
 /** Appends one SSE message to `out`: optional `id:` and `event:` lines, then
  * `data` split into one `data:` line per line (CR, LF or CRLF), then a blank
@@ -135,12 +135,8 @@ struct pd_chunk *pd_event_ws(struct pd_event *e);
 void pd_sse_frame(struct sortie_buf *out, const char *id, const char *event, const char *data,
                   size_t len);
 
-/* ------------------------------------------------------------------ ws.c */
-
 /** Appends a server-to-client WebSocket frame (FIN set, unmasked). */
 void pd_ws_frame(struct sortie_buf *out, int opcode, const void *payload, size_t len);
-/** 1 if `len` bytes at `s` are valid UTF-8 (RFC 3629). */
-int pd_utf8_valid(const unsigned char *s, size_t len);
 /** Sec-WebSocket-Accept for a client key (28 chars + NUL into out). */
 int pd_ws_accept_key(const char *key, char out[29]);
 

@@ -10,38 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-void pd_sse_frame(struct sortie_buf *out, const char *id, const char *event, const char *data,
-                  size_t len)
-{
-  if (id && *id) {
-    sortie_buf_puts(out, "id: ");
-    sortie_buf_puts(out, id);
-    sortie_buf_putc(out, '\n');
-  }
-  if (event && *event) {
-    sortie_buf_puts(out, "event: ");
-    sortie_buf_puts(out, event);
-    sortie_buf_putc(out, '\n');
-  }
-  /* one data: line per line of the payload; CR, LF and CRLF all end a line in
-   * SSE, so a payload carrying any of them cannot end the message early */
-  const char *p = data, *end = data + len;
-  for (;;) {
-    const char *q = p;
-    while (q < end && *q != '\n' && *q != '\r')
-      q++;
-    sortie_buf_puts(out, "data: ");
-    sortie_buf_append(out, p, (size_t)(q - p));
-    sortie_buf_putc(out, '\n');
-    if (q == end)
-      break;
-    if (*q == '\r' && q + 1 < end && q[1] == '\n')
-      q++;
-    p = q + 1;
-  }
-  sortie_buf_putc(out, '\n');
-}
-
 static void sse_deliver(struct pd_client *c, struct pd_event *e)
 {
   pd_client_send(c, pd_event_sse(e));

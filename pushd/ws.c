@@ -16,91 +16,10 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <wslay/wslay.h>
-
-/* ---- framing and checks ---- */
-
-void pd_ws_frame(struct sortie_buf *out, int opcode, const void *payload, size_t len)
-{
-  unsigned char h[10];
-  size_t hl;
-  h[0] = (unsigned char)(0x80 | (opcode & 0x0f));
-  if (len < 126) {
-    h[1] = (unsigned char)len;
-    hl = 2;
-  } else if (len < 65536) {
-    h[1] = 126;
-    h[2] = (unsigned char)(len >> 8);
-    h[3] = (unsigned char)len;
-    hl = 4;
-  } else {
-    h[1] = 127;
-    for (int i = 0; i < 8; i++)
-      h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-    hl = 10;
-  }
-  sortie_buf_append(out, h, hl);
-  sortie_buf_append(out, payload, len);
-}
-
-int pd_utf8_valid(const unsigned char *s, size_t len)
-{
-  size_t i = 0;
-  while (i < len) {
-    unsigned char c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t n;
-    uint32_t cp;
-    if ((c & 0xe0) == 0xc0) {
-      n = 1;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      n = 2;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return 0;
-    }
-    if (i + n >= len)
-      return 0;
-    for (size_t k = 1; k <= n; k++) {
-      if ((s[i + k] & 0xc0) != 0x80)
-        return 0;
-      cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    /* overlong forms, surrogates and beyond U+10FFFF are not UTF-8 */
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-      return 0;
-    i += n + 1;
-  }
-  return 1;
-}
-
-int pd_ws_accept_key(const char *key, char out[29])
-{
-  static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-  char buf[128];
-  size_t kl = strlen(key);
-  if (kl == 0 || kl + sizeof guid > sizeof buf)
-    return -1;
-  memcpy(buf, key, kl);
-  memcpy(buf + kl, guid, sizeof guid - 1);
-  unsigned char md[SHA_DIGEST_LENGTH];
-  SHA1((const unsigned char *)buf, kl + sizeof guid - 1, md);
-  EVP_EncodeBlock((unsigned char *)out, md, SHA_DIGEST_LENGTH);
-  return 0;
-}
 
 /* ---- the transport ---- */
 
@@ -291,7 +210,7 @@ static void unsubscribe(struct pd_client *c, json_object *msg)
 
 static void on_text(struct pd_client *c, const uint8_t *p, size_t len)
 {
-  if (!pd_utf8_valid(p, len)) {
+  if (!sortie_utf8_valid(p, len)) {
     ws_close_code(c, 1007, "invalid UTF-8 in a text message");
     return;
   }

@@ -9,11 +9,11 @@
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 20
 FUZZ_CC      ?= clang
-FUZZ_NAMES    = json cursor token query decimal
+FUZZ_NAMES    = json cursor token query decimal frame
 FUZZ_BINS     = $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_NAMES))
 FUZZ_SAN      = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
-                -Wall -Wextra -Werror -Wshadow -Ilib -I$(FUZZ_BUILD)/gen \
+                -Wall -Wextra -Werror -Wshadow -Ilib -Ipushd -I$(FUZZ_BUILD)/gen \
                 -ffunction-sections -fdata-sections
 # http.c also holds the request loop, which calls into redis.c, json.c and
 # auth.c; sortie_query_get does not, so the linker drops those functions and
@@ -21,7 +21,7 @@ FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN
 # ld keeps every function that the sanitizer coverage tables point at.
 FUZZ_LDFLAGS  = -fuse-ld=lld -Wl,--gc-sections
 
-FUZZ_SRC_json    = lib/json.c lib/buf.c
+FUZZ_SRC_json    = lib/json.c lib/valid.c lib/buf.c
 FUZZ_LIBS_json   = -ljson-c
 FUZZ_SRC_cursor  = lib/valid.c lib/buf.c
 FUZZ_LIBS_cursor =
@@ -31,6 +31,8 @@ FUZZ_SRC_query   = lib/http.c lib/log.c lib/buf.c
 FUZZ_LIBS_query  =
 FUZZ_SRC_decimal = lib/decimal.c
 FUZZ_LIBS_decimal =
+FUZZ_SRC_frame   = pushd/frame.c lib/buf.c
+FUZZ_LIBS_frame  = -lcrypto
 
 # http.h includes redis.h, which includes the generated script list
 FUZZ_LUA = $(sort $(filter-out lib/lua/common.lua,$(wildcard lib/lua/*.lua)))
@@ -57,7 +59,7 @@ $(FUZZ_GEN): lib/lua/common.lua $(FUZZ_LUA) tools/lua2c.sh
 	  lib/lua/common.lua $(FUZZ_LUA)
 
 define FUZZ_RULE
-$(FUZZ_BUILD)/fuzz_$(1): tests/fuzz/fuzz_$(1).c $$(FUZZ_SRC_$(1)) $$(wildcard lib/*.h) $(FUZZ_GEN)
+$(FUZZ_BUILD)/fuzz_$(1): tests/fuzz/fuzz_$(1).c $$(FUZZ_SRC_$(1)) $$(wildcard lib/*.h pushd/*.h) $(FUZZ_GEN)
 	@mkdir -p $$(dir $$@)
 	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -o $$@ tests/fuzz/fuzz_$(1).c $$(FUZZ_SRC_$(1)) \
 	  $$(FUZZ_LDFLAGS) $$(FUZZ_LIBS_$(1))

@@ -1,4 +1,4 @@
-/* lib/valid.c: ids, symbols, event types, channel names, stream ids and cursors. */
+/* lib/valid.c: ids, symbols, event types, channel names, stream ids (cursors) and UTF-8. */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -272,126 +272,36 @@ Test(stream_id, invalid_ids_compare_as_zero)
   cr_expect_gt(sortie_stream_id_cmp("1-0", "1-"), 0);
 }
 
-/* ---- cursors ---- */
+/* ---- UTF-8 ---- */
 
-static int cursor(const char *s, struct sortie_cursor_pos *out, size_t max, size_t *n)
+static int utf8(const char *s)
 {
-  return sortie_cursor_parse(s, strlen(s), out, max, n);
+  return sortie_utf8_valid((const unsigned char *)s, strlen(s));
 }
 
-Test(cursor, parses_one_position)
+Test(utf8, accepts_well_formed_text)
 {
-  struct sortie_cursor_pos p[4];
-  size_t n = 0;
-  cr_assert_eq(cursor("mission:sig_1@1732212345678-0", p, 4, &n), 0);
-  cr_assert_eq(n, 1);
-  cr_assert_str_eq(p[0].channel, "mission:sig_1");
-  cr_assert_str_eq(p[0].id, "1732212345678-0");
+  cr_expect(utf8(""));
+  cr_expect(utf8("plain ascii"));
+  cr_expect(utf8("caf\xc3\xa9"));              /* é, 2 bytes */
+  cr_expect(utf8("\xe2\x82\xac"));             /* €, 3 bytes */
+  cr_expect(utf8("\xf0\x9f\x9a\x80"));         /* 🚀, 4 bytes */
+  cr_expect(utf8("\xf4\x8f\xbf\xbf"));         /* U+10FFFF, the last one */
 }
 
-Test(cursor, parses_several_positions_in_order)
+Test(utf8, refuses_ill_formed_text)
 {
-  struct sortie_cursor_pos p[4];
-  size_t n = 0;
-  cr_assert_eq(cursor("user:alice@0,signals@5-3,market:AAPL@17-2", p, 4, &n), 0);
-  cr_assert_eq(n, 3);
-  cr_assert_str_eq(p[0].channel, "user:alice");
-  cr_assert_str_eq(p[0].id, "0");
-  cr_assert_str_eq(p[1].channel, "signals");
-  cr_assert_str_eq(p[1].id, "5-3");
-  cr_assert_str_eq(p[2].channel, "market:AAPL");
-  cr_assert_str_eq(p[2].id, "17-2");
-}
-
-Test(cursor, format_round_trips)
-{
-  const char *text = "mission:sig_1@1732212345678-0,user:alice@0,signals@5-3,admin@007-1";
-  struct sortie_cursor_pos p[8];
-  size_t n = 0;
-  cr_assert_eq(cursor(text, p, 8, &n), 0);
-  struct sortie_buf b = {0};
-  sortie_cursor_format(p, n, &b);
-  cr_assert_str_eq(b.base, text);
-  cr_assert_eq(b.len, strlen(text));
-  struct sortie_cursor_pos q[8];
-  size_t m = 0;
-  cr_assert_eq(sortie_cursor_parse(b.base, b.len, q, 8, &m), 0);
-  cr_assert_eq(m, n);
-  for (size_t i = 0; i < n; i++) {
-    cr_expect_str_eq(q[i].channel, p[i].channel);
-    cr_expect_str_eq(q[i].id, p[i].id);
-  }
-  sortie_buf_free(&b);
-}
-
-Test(cursor, format_of_nothing_is_empty)
-{
-  struct sortie_buf b = {0};
-  sortie_cursor_format(NULL, 0, &b);
-  cr_assert_eq(b.len, 0);
-  sortie_buf_free(&b);
-}
-
-Test(cursor, refuses_a_channel_twice)
-{
-  struct sortie_cursor_pos p[4];
-  size_t n;
-  cr_expect_eq(cursor("signals@1-0,signals@2-0", p, 4, &n), -1);
-  cr_expect_eq(cursor("user:a@1-0,signals@1-0,user:a@1-0", p, 4, &n), -1);
-}
-
-Test(cursor, same_id_on_other_channels_is_fine)
-{
-  struct sortie_cursor_pos p[4];
-  size_t n = 0;
-  cr_expect_eq(cursor("user:a@1-0,user:b@1-0", p, 4, &n), 0);
-  cr_expect_eq(n, 2);
-}
-
-Test(cursor, refuses_empty_and_stray_commas)
-{
-  const char *bad[] = {"", ",", "signals@1-0,", ",signals@1-0", "signals@1-0,,admin@1-0"};
-  struct sortie_cursor_pos p[4];
-  size_t n;
+  const char *bad[] = {
+      "\xc0\xaf",         /* overlong '/' */
+      "\xe0\x80\xaf",     /* overlong, 3 bytes */
+      "\xed\xa0\x80",     /* a surrogate */
+      "\xf4\x90\x80\x80", /* above U+10FFFF */
+      "\xff",             /* never in UTF-8 */
+      "\xc3",             /* cut short */
+      "\xe2\x82",         /* cut short */
+      "\x80",             /* a lone continuation byte */
+      "a\xc3(b",          /* not a continuation byte */
+  };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    cr_expect_eq(cursor(bad[i], p, 4, &n), -1, "'%s' accepted", bad[i]);
-}
-
-Test(cursor, refuses_more_than_max_positions)
-{
-  struct sortie_cursor_pos p[3];
-  size_t n = 0;
-  cr_expect_eq(cursor("a@1-0,b@1-0,c@1-0", p, 2, &n), -1);
-  cr_expect_eq(cursor("a@1-0,b@1-0", p, 2, &n), 0);
-  cr_expect_eq(n, 2);
-  cr_expect_eq(cursor("a@1-0", p, 0, &n), -1);
-}
-
-Test(cursor, refuses_a_bad_channel)
-{
-  const char *bad[] = {"@1-0", "Mission:x@1-0", "mission:@1-0", "mission:a:b@1-0",
-                       "mission:<x>@1-0"};
-  struct sortie_cursor_pos p[4];
-  size_t n;
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    cr_expect_eq(cursor(bad[i], p, 4, &n), -1, "'%s' accepted", bad[i]);
-}
-
-Test(cursor, refuses_a_bad_id)
-{
-  const char *bad[] = {"signals", "signals@", "signals@1-", "signals@-1", "signals@x",
-                       "signals@1-0@2", "signals@18446744073709551616-0", "signals@1-0 "};
-  struct sortie_cursor_pos p[4];
-  size_t n;
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    cr_expect_eq(cursor(bad[i], p, 4, &n), -1, "'%s' accepted", bad[i]);
-}
-
-Test(cursor, accepts_a_well_formed_channel_of_unknown_kind)
-{
-  struct sortie_cursor_pos p[2];
-  size_t n = 0;
-  cr_expect_eq(cursor("foo:bar@3-4", p, 2, &n), 0);
-  cr_expect_eq(n, 1);
-  cr_expect_str_eq(p[0].channel, "foo:bar");
+    cr_expect(!utf8(bad[i]), "case %zu accepted", i);
 }
