@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <jwt.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -236,6 +237,91 @@ char *http_header(const struct http_resp *r, const char *name, char *out, size_t
   return NULL;
 }
 
+/* de-chunks a chunked body in place; returns the new length */
+static size_t dechunk(char *b, size_t n)
+{
+  size_t in = 0, out = 0;
+  while (in < n) {
+    char *end;
+    unsigned long sz = strtoul(b + in, &end, 16);
+    char *eol = memmem(b + in, n - in, "\r\n", 2);
+    if (eol == NULL || end == b + in)
+      break;
+    in = (size_t)(eol - b) + 2;
+    if (sz == 0 || sz > n - in)
+      break;
+    memmove(b + out, b + in, sz);
+    out += sz;
+    in += sz + 2;
+  }
+  b[out] = '\0';
+  return out;
+}
+
+int http_raw(const char *request, size_t len, struct http_resp *out)
+{
+  memset(out, 0, sizeof *out);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    return -1;
+  const char *port = strrchr(world_base(), ':');
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                          .sin_port = htons((unsigned short)atoi(port + 1))};
+  struct timeval tv = {.tv_sec = 30};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+    close(fd);
+    return -1;
+  }
+  /* the server may answer (413) and stop reading early: stop sending then */
+  for (size_t off = 0; off < len;) {
+    ssize_t w = send(fd, request + off, len - off, MSG_NOSIGNAL);
+    if (w <= 0)
+      break;
+    off += (size_t)w;
+  }
+  struct sortie_buf b = {0};
+  for (;;) {
+    char *dst = sortie_buf_reserve(&b, 8192);
+    ssize_t r = recv(fd, dst, 8192, 0);
+    if (r <= 0)
+      break;
+    b.len += (size_t)r;
+    b.base[b.len] = '\0';
+  }
+  close(fd);
+  size_t n;
+  char *all = sortie_buf_steal(&b, &n);
+  if (all == NULL || n == 0) {
+    free(all);
+    return -1;
+  }
+  char *sep = strstr(all, "\r\n\r\n");
+  if (strncmp(all, "HTTP/", 5) != 0 || sep == NULL) {
+    /* no status line: an HTTP/0.9 answer, all body */
+    out->headers = strdup("");
+    out->body = all;
+    out->len = n;
+    out->json = json_tokener_parse(all);
+    return 0;
+  }
+  size_t hl = (size_t)(sep - all) + 4;
+  out->headers = strndup(all, hl);
+  sscanf(all, "HTTP/%*s %ld", &out->status);
+  out->len = n - hl;
+  out->body = malloc(out->len + 1);
+  memcpy(out->body, all + hl, out->len);
+  out->body[out->len] = '\0';
+  free(all);
+  char te[64];
+  if (http_header(out, "Transfer-Encoding", te, sizeof te) && strcasecmp(te, "chunked") == 0)
+    out->len = dechunk(out->body, out->len);
+  if (out->len)
+    out->json = json_tokener_parse(out->body);
+  return 0;
+}
+
 static json_object *jpath(json_object *o, const char *path)
 {
   char buf[256];
@@ -292,6 +378,20 @@ char *token_for(const char *sub, const char *role)
   return token_custom(sub, role, now, now + 3600);
 }
 
+char *token_claims(const char *claims_json)
+{
+  struct sortie_cfg *c = cfg();
+  jwt_t *jwt = NULL;
+  char *tok = NULL;
+  if (jwt_new(&jwt) != 0)
+    return NULL;
+  if (jwt_add_grants_json(jwt, claims_json) == 0 &&
+      jwt_set_alg(jwt, JWT_ALG_HS256, c->jwt_key, (int)c->jwt_key_len) == 0)
+    tok = jwt_encode_str(jwt);
+  jwt_free(jwt);
+  return tok;
+}
+
 const char *uniq(const char *prefix)
 {
   static char ring[16][96];
@@ -333,6 +433,39 @@ long long rinteger(int argc, const char **argv)
   long long v = r && sortie_reply_type(r) == SORTIE_REPLY_INTEGER ? sortie_reply_int(r) : -1;
   sortie_reply_free(r);
   return v;
+}
+
+json_object *rstream(const char *channel)
+{
+  char key[512];
+  snprintf(key, sizeof key, "%.200sh:%.300s", kp(), channel);
+  const char *av[] = {"XRANGE", key, "-", "+"};
+  sortie_reply *r = rcmd(4, av);
+  json_object *arr = json_object_new_array();
+  for (size_t i = 0; r && i < sortie_reply_len(r); i++) {
+    const sortie_reply *e = sortie_reply_at(r, i);
+    if (e == NULL || sortie_reply_len(e) < 2)
+      continue;
+    const sortie_reply *f = sortie_reply_at(e, 1);
+    size_t n;
+    const char *id = sortie_reply_str(sortie_reply_at(e, 0), &n);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_string_len(id ? id : "", id ? (int)n : 0));
+    for (size_t j = 0; j + 1 < sortie_reply_len(f); j += 2) {
+      size_t kl, vl;
+      const char *k = sortie_reply_str(sortie_reply_at(f, j), &kl);
+      const char *v = sortie_reply_str(sortie_reply_at(f, j + 1), &vl);
+      if (k == NULL || v == NULL)
+        continue;
+      if (kl == 1 && k[0] == 't')
+        json_object_object_add(o, "type", json_object_new_string_len(v, (int)vl));
+      else if (kl == 1 && k[0] == 'd')
+        json_object_object_add(o, "data", json_tokener_parse(v));
+    }
+    json_object_array_add(arr, o);
+  }
+  sortie_reply_free(r);
+  return arr;
 }
 
 const char *kp(void)

@@ -47,6 +47,13 @@ struct http_resp {
 int http(const char *method, const char *path, const char *token, const char *body,
          const char *content_type, const char *extra, struct http_resp *out);
 void http_free(struct http_resp *r);
+/* Sends `len` bytes exactly as given to the world's Apache (for requests libcurl
+ * will not build: raw bytes in the path, hand-made chunked bodies) and reads the
+ * answer until the server closes, so send "Connection: close". Fills `out` like
+ * http() (a chunked answer is de-chunked; headers include the status line; an
+ * answer without a status line, as to an HTTP/0.9 request, is all body with
+ * status 0). Returns 0, -1 if nothing could be read. */
+int http_raw(const char *request, size_t len, struct http_resp *out);
 /* value of header `name` (case-insensitive) copied into out, or NULL */
 char *http_header(const struct http_resp *r, const char *name, char *out, size_t n);
 
@@ -58,6 +65,11 @@ long long jget_int(json_object *o, const char *path);
 char *token_for(const char *sub, const char *role);
 char *token_custom(const char *sub, const char *role, long iat, long exp);
 
+/* a token with exactly these claims (a JSON object's text), signed with the
+ * world's HS256 secret: for claims token_custom() cannot express (nbf, no sub).
+ * NULL on error; free it */
+char *token_claims(const char *claims_json);
+
 /* a unique id for this test: prefix_<pid>_<n> (static buffer ring; copy it to keep) */
 const char *uniq(const char *prefix);
 
@@ -66,6 +78,10 @@ sortie_reply *rcmd(int argc, const char **argv);
 /* convenience: string result of a command (malloc'd) or NULL */
 char *rstr(int argc, const char **argv);
 long long rinteger(int argc, const char **argv);
+/* the history of `channel` straight from Redis (XRANGE <prefix>h:<channel> - +):
+ * a JSON array of {"id","type","data"} (data parsed, null if it is not JSON),
+ * oldest first; an empty array when there is none. Put it with json_object_put */
+json_object *rstream(const char *channel);
 /* the key prefix the world uses ("sortie:") */
 const char *kp(void);
 
