@@ -19,6 +19,7 @@ sortie_handler sortie_api_publish;       /* POST /api/publish */
 sortie_handler sortie_api_events;        /* GET  /api/events */
 sortie_handler sortie_api_health;        /* GET  /health */
 sortie_handler sortie_page_mission;      /* GET  /mission/{id} (HTML) */
+sortie_handler sortie_page_missing;      /* GET  /mission/<not an id>: the HTML 404 */
 
 /* Route flags as each row of the contract needs them. */
 #define SORTIE_R_FIRE          {"POST", "/api/fire", sortie_api_fire, SORTIE_ROUTE_AUTH | SORTIE_ROUTE_JSON}
@@ -31,7 +32,8 @@ sortie_handler sortie_page_mission;      /* GET  /mission/{id} (HTML) */
 #define SORTIE_R_PUBLISH       {"POST", "/api/publish", sortie_api_publish, SORTIE_ROUTE_AUTH | SORTIE_ROUTE_PRIV | SORTIE_ROUTE_JSON}
 #define SORTIE_R_EVENTS        {"GET", "/api/events", sortie_api_events, SORTIE_ROUTE_AUTH}
 #define SORTIE_R_HEALTH        {"GET", "/health", sortie_api_health, SORTIE_ROUTE_PUBLIC}
-#define SORTIE_R_PAGE          {"GET", "/mission/{}", sortie_page_mission, SORTIE_ROUTE_PUBLIC}
+#define SORTIE_R_PAGE          {"GET", "/mission/{}", sortie_page_mission, SORTIE_ROUTE_PUBLIC}, \
+                               {"GET", "/mission/{*}", sortie_page_missing, SORTIE_ROUTE_PUBLIC}
 
 /** Every route, for the all-in-one program. */
 extern const struct sortie_route sortie_api_routes[];

@@ -5,6 +5,7 @@
 #include "json.h"
 #include "log.h"
 
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -88,16 +89,19 @@ void sortie_api_stats(struct sortie_app *app, struct sortie_req *req, struct sor
   sortie_reply *rep = read_script(app, resp, SORTIE_LUA_STATS, 1, argv);
   if (rep == NULL)
     return;
-  const sortie_reply *t = sortie_reply_at(rep, 2);
-  size_t n;
-  const char *s = t ? sortie_reply_str(t, &n) : NULL;
-  if (s && n < 64) {
-    char tag[64];
-    memcpy(tag, s, n);
-    tag[n] = '\0';
+  sortie_reply_free(rep);
+  if (resp->status == 200) {
+    /* the stats change with the user's own writes, the UTC day and everyone
+     * else's P/L (rank): the ETag is a digest of what is sent */
+    unsigned char md[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)resp->body.base, resp->body.len, md);
+    char tag[24] = "\"";
+    for (int i = 0; i < 8; i++)
+      snprintf(tag + 1 + 2 * i, 3, "%02x", md[i]);
+    tag[17] = '"';
+    tag[18] = '\0';
     etag(req, resp, tag);
   }
-  sortie_reply_free(rep);
 }
 
 void sortie_api_mission(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)
@@ -148,8 +152,10 @@ void sortie_api_events(struct sortie_app *app, struct sortie_req *req, struct so
   argv[argc++] = limbuf;
   argv[argc++] = cur;
   argv[argc++] = maxage;
-  char *save = NULL;
-  for (char *ch = strtok_r(chans, ",", &save); ch; ch = strtok_r(NULL, ",", &save)) {
+  for (char *ch = chans, *next; ch; ch = next) {
+    next = strchr(ch, ',');
+    if (next)
+      *next++ = '\0';
     size_t l = strlen(ch);
     enum sortie_chan_kind k = sortie_channel_parse(ch, l, NULL, NULL);
     if (k <= SORTIE_CHAN_UNKNOWN) {

@@ -284,6 +284,20 @@ static int match(const char *pattern, const char *path, struct sortie_req *req)
   int np = 0;
   const char *p = pattern, *s = path;
   while (*p) {
+    if (p[0] == '{' && p[1] == '*' && p[2] == '}') {
+      /* the rest of the path, whatever it is (not checked) */
+      size_t n = strlen(s);
+      if (n == 0 || np >= SORTIE_MAX_PARAMS)
+        return 0;
+      if (n > SORTIE_ID_MAX)
+        n = SORTIE_ID_MAX; /* kept for the page, shortened */
+      memcpy(req->param[np], s, n);
+      req->param[np][n] = '\0';
+      np++;
+      s += strlen(s);
+      p += 3;
+      continue;
+    }
     if (p[0] == '{' && p[1] == '}') {
       const char *end = strchr(s, '/');
       size_t n = end ? (size_t)(end - s) : strlen(s);

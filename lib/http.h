@@ -69,7 +69,8 @@ enum {
 };
 
 /* A route: method + path pattern. In the pattern, "{}" stands for one path
- * segment that must be a valid id (^[A-Za-z0-9_.-]{1,64}$). */
+ * segment that must be a valid id (^[A-Za-z0-9_.-]{1,64}$), "{*}" for the rest
+ * of the path, whatever it is (routes are tried in order: put it last). */
 struct sortie_route {
   const char *method;
   const char *pattern;

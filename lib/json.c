@@ -47,6 +47,7 @@ static const char *lex_check(const char *s, size_t len)
       /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
       if (c == '-' && ++i >= len)
         return "body is not valid JSON";
+      size_t d0 = i;
       if (s[i] == '0')
         i++;
       else if (s[i] >= '1' && s[i] <= '9')
@@ -54,21 +55,30 @@ static const char *lex_check(const char *s, size_t len)
           i++;
       else
         return "body is not valid JSON";
+      /* json-c holds integers in 64 bits and would clamp a longer one: refuse
+       * it rather than change it */
+      if (i == len || (s[i] != '.' && s[i] != 'e' && s[i] != 'E')) {
+        size_t nd = i - d0;
+        const char *lim = c == '-' ? "9223372036854775808" : "18446744073709551615";
+        size_t ll = strlen(lim);
+        if (nd > ll || (nd == ll && memcmp(s + d0, lim, ll) > 0))
+          return "a number is too large to carry exactly; send it as a string";
+      }
       if (i < len && s[i] == '.') {
-        size_t d0 = ++i;
+        size_t f0 = ++i;
         while (i < len && s[i] >= '0' && s[i] <= '9')
           i++;
-        if (i == d0)
+        if (i == f0)
           return "body is not valid JSON";
       }
       if (i < len && (s[i] == 'e' || s[i] == 'E')) {
         i++;
         if (i < len && (s[i] == '+' || s[i] == '-'))
           i++;
-        size_t d0 = i;
+        size_t e0 = i;
         while (i < len && s[i] >= '0' && s[i] <= '9')
           i++;
-        if (i == d0)
+        if (i == e0)
           return "body is not valid JSON";
       }
     } else {

@@ -114,6 +114,11 @@ static void simple_page(struct sortie_app *app, struct sortie_resp *resp, int st
   }
 }
 
+void sortie_page_missing(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)
+{
+  simple_page(app, resp, 404, &notfound_tpl, "404.html", req->param[0]);
+}
+
 void sortie_page_mission(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)
 {
   const char *sid = req->param[0];

@@ -14,6 +14,9 @@ int sortie_valid_id(const char *s, size_t len)
 {
   if (len < 1 || len > SORTIE_ID_MAX)
     return 0;
+  /* "." and ".." would be path segments that clients and proxies rewrite */
+  if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+    return 0;
   for (size_t i = 0; i < len; i++)
     if (!idchar(s[i]))
       return 0;

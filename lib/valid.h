@@ -12,7 +12,8 @@
 #define SORTIE_STREAM_ID_MAX 41 /* "<20 digits>-<20 digits>" */
 #define SORTIE_SYMBOL_MAX 32
 
-/** Ids of signals, users and trades: ^[A-Za-z0-9_.-]{1,64}$. 1 if valid. */
+/** Ids of signals, users and trades: ^[A-Za-z0-9_.-]{1,64}$, except "." and
+ * "..". 1 if valid. */
 int sortie_valid_id(const char *s, size_t len);
 /** Symbols: ^[A-Z0-9_.-]{1,32}$ (callers upper-case first). 1 if valid. */
 int sortie_valid_symbol(const char *s, size_t len);

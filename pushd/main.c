@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +60,16 @@ void pd_end_of_turn(void)
     drained = 1;
 }
 
-static struct pd_timer t_sse, t_ws, t_limits, t_drain;
+static struct pd_timer t_sse, t_ws, t_limits, t_drain, t_trim;
+
+/* Connection set-up borrows memory that is freed right after (libmicrohttpd's
+ * per-connection pool, the response head): give it back to the system every
+ * few seconds, so what a worker holds is what its open connections need. */
+static void tick_trim(struct pd_timer *t)
+{
+  malloc_trim(0);
+  pd_timer_arm(t, 5000);
+}
 
 static void tick_sse(struct pd_timer *t)
 {
@@ -156,6 +166,8 @@ static int worker(int id)
   pd_timer_arm(&t_sse, (uint64_t)pd_cfg->push_heartbeat_s * 1000);
   pd_timer_arm(&t_ws, (uint64_t)pd_cfg->push_ping_s * 1000);
   pd_timer_arm(&t_limits, 60000);
+  t_trim.cb = tick_trim;
+  pd_timer_arm(&t_trim, 5000);
   LOG_INFO("pushd", "worker %d listening on %s:%d", id, pd_cfg->push_listen, pd_cfg->push_port);
 
   pd_loop_run(&pd_stopping);

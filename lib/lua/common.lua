@@ -163,12 +163,11 @@ local function utc_day(ms)
   return math.floor(ms / 86400000)
 end
 
--- A user's stats as the API shows them, and an ETag that changes whenever
--- they can (a write, or the UTC day turning over).
+-- A user's stats as the API shows them.
 local function user_stats(uid, now)
   local ukey = P .. 'user:' .. uid
   local h = redis.call('HMGET', ukey, 'day', 'day_trades', 'total_trades', 'wins', 'losses',
-                       'total_pnl', 'v')
+                       'total_pnl')
   local day = utc_day(now)
   local trades_today = 0
   if h[1] == tostring(day) then trades_today = tonumber(h[2]) end
@@ -196,7 +195,7 @@ local function user_stats(uid, now)
     equity = money(iadd(EQUITY_START, total)),
     rank = rank,
   }
-  return stats, '"s' .. (h[7] or '0') .. '-' .. day .. '"'
+  return stats
 end
 
 -- The public view of a signal, or nil. A signal past expires_at shows as

@@ -580,6 +580,19 @@ Test(page, an_unknown_mission_is_a_404_html_page)
   http_free(&r);
 }
 
+Test(page, a_mission_path_that_is_not_an_id_is_the_404_html_page_too)
+{
+  struct http_resp r;
+  /* (no %2F: Apache itself refuses encoded slashes with its own 404) */
+  http("GET", "/mission/%3Cb%3Ebad%20id%3E", NULL, NULL, NULL, NULL, &r);
+  cr_assert_eq(r.status, 404);
+  char ct[128];
+  cr_assert(http_header(&r, "Content-Type", ct, sizeof ct) && strstr(ct, "text/html"), "%s", ct);
+  cr_assert_null(strstr(r.body, "<b>bad"), "the id must be escaped: %s", r.body);
+  cr_assert_not_null(strstr(r.body, "&lt;b&gt;bad id"), "%s", r.body);
+  http_free(&r);
+}
+
 /* ---- authentication ---- */
 
 /* a signal nobody has fired, and a user with no state */

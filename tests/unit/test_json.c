@@ -429,3 +429,24 @@ Test(json_quote, embedded_nul_is_escaped)
   cr_assert_str_eq(b.base, "\"a\\u0000b\"");
   sortie_buf_free(&b);
 }
+
+/* ---- numbers json-c would change ---- */
+
+Test(json_parse, integers_beyond_64_bits_are_refused_not_clamped)
+{
+  cr_expect(refused_str("{\"v\":123456789012345678901234567890}"));
+  cr_expect(refused_str("{\"v\":18446744073709551616}"));
+  cr_expect(refused_str("{\"v\":-9223372036854775809}"));
+  json_object *o = parse("{\"a\":18446744073709551615,\"b\":-9223372036854775808}");
+  cr_assert_not_null(o);
+  json_object_put(o);
+}
+
+Test(json_parse, fractions_keep_their_text)
+{
+  json_object *o = parse("{\"a\":0.1,\"b\":1.50,\"c\":1e400}");
+  cr_assert_not_null(o);
+  cr_expect_str_eq(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+                   "{\"a\":0.1,\"b\":1.50,\"c\":1e400}");
+  json_object_put(o);
+}

@@ -305,3 +305,11 @@ Test(utf8, refuses_ill_formed_text)
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     cr_expect(!utf8(bad[i]), "case %zu accepted", i);
 }
+
+Test(id, refuses_the_dot_segments)
+{
+  cr_expect(!sortie_valid_id(".", 1));
+  cr_expect(!sortie_valid_id("..", 2));
+  cr_expect(sortie_valid_id("...", 3));
+  cr_expect(sortie_valid_id(".a", 2));
+}

@@ -1,0 +1,134 @@
+#!/bin/sh
+# make bench: the figures of docs/PERFORMANCE.md, measured on this machine in
+# one run. Every load is bounded in count and time and stops by itself; the
+# servers run on 127.0.0.1 in a temp folder and are stopped at the end.
+#
+#   BUILD=build sh bench/run.sh [pushd|rest|all]
+#
+# Environment (defaults): BENCH_PORT=18480 (Apache; pushd +1, Redis +2),
+# BENCH_SECONDS=10 (per measurement), BENCH_IDLE=5000 (idle connections),
+# BENCH_WORKERS=2 (pushd workers), BENCH_OUT=bench/results (where the raw
+# output goes).
+set -u
+here=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD="$here/$BUILD" ;; esac
+what=${1:-all}
+PORT=${BENCH_PORT:-18480}
+PUSH_PORT=$((PORT + 1))
+REDIS_PORT=$((PORT + 2))
+SECS=${BENCH_SECONDS:-10}
+IDLE=${BENCH_IDLE:-5000}
+WORKERS=${BENCH_WORKERS:-2}
+OUT=${BENCH_OUT:-$here/bench/results}
+mkdir -p "$OUT"
+RUN=$(mktemp -d "${TMPDIR:-/tmp}/sortie-bench-XXXXXX")
+chmod 755 "$RUN"
+export SORTIE_RUN="$RUN" PORT PUSH_PORT REDIS_PORT BUILD
+export SORTIE_CONF="$RUN/sortie.conf"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+report="$OUT/bench-$stamp.txt"
+
+cleanup() {
+  [ -n "${fan_pid:-}" ] && kill "$fan_pid" 2>/dev/null
+  SORTIE_QUIET=1 sh "$here/tools/stack.sh" stop >/dev/null 2>&1
+  rm -rf "$RUN"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { echo "$@" | tee -a "$report"; }
+
+SORTIE_EXTRA_CONF="push.max_conn_per_user = 100000
+push.workers = $WORKERS
+api.fire_rate_per_min = 1000000
+log.level = warn" SORTIE_QUIET=1 SORTIE_NO_DEMO=1 WORKERS=8 \
+  sh "$here/tools/stack.sh" start || exit 1
+
+say "# Sortie benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -r)"
+say "# command: make bench   (BUILD=$BUILD sh bench/run.sh $what; BENCH_SECONDS=$SECS BENCH_IDLE=$IDLE BENCH_WORKERS=$WORKERS)"
+
+token=$("$BUILD/bin/sortie-token" -t 36000 bench-user)
+
+# RSS (KiB) of the push daemon's workers, summed
+pushd_rss() {
+  master=$(cat "$RUN/pushd.pid")
+  total=0
+  for p in $(pgrep -P "$master"); do
+    r=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+    total=$((total + r))
+  done
+  echo $total
+}
+
+wait_conns_zero() {
+  local i=0
+  while [ $i -lt 100 ]; do
+    c=$(curl -s "http://127.0.0.1:$PUSH_PORT/health" | sed 's/.*"sse":\([0-9]*\),"ws":\([0-9]*\).*/\1 \2/')
+    [ "$c" = "0 0" ] && return 0
+    sleep 0.2
+    i=$((i + 1))
+  done
+}
+
+idle_memory() {
+  local t=$1 before after fifo i ready per
+  wait_conns_zero
+  before=$(pushd_rss)
+  fifo="$RUN/idle.fifo"
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  "$BUILD/bench/fanout" -p "$PUSH_PORT" -t "$t" -n "$IDLE" -c "market:IDLE" -k "$token" -i \
+    <"$fifo" >"$RUN/idle.out" 2>&1 &
+  fan_pid=$!
+  exec 9>"$fifo"
+  i=0
+  while ! grep -q '^ready' "$RUN/idle.out" && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
+  sleep 6 # past the daemon's 5 s memory trim
+  after=$(pushd_rss)
+  ready=$(grep '^ready' "$RUN/idle.out")
+  exec 9>&-
+  wait "$fan_pid" 2>/dev/null
+  fan_pid=
+  per=$(awk -v a="$after" -v b="$before" -v n="$IDLE" 'BEGIN { printf "%.2f", (a - b) / n }')
+  say "idle $t: $IDLE connections, pushd RSS $before KiB -> $after KiB = $per KiB per connection ($ready)"
+}
+
+fanout() {
+  local t=$1 n=$2 rate=$3 ch k pub res sent expect
+  wait_conns_zero
+  ch="market:F$(date +%s%N | tail -c 7)"
+  "$BUILD/bench/fanout" -p "$PUSH_PORT" -t "$t" -n "$n" -c "$ch" -k "$token" -d $((SECS + 2)) \
+    >"$RUN/fan.out" 2>&1 &
+  fan_pid=$!
+  k=0
+  while ! grep -q '^ready' "$RUN/fan.out" && [ $k -lt 600 ]; do sleep 0.2; k=$((k + 1)); done
+  pub=$("$BUILD/bench/publish" -c "$ch" -r "$rate" -d "$SECS")
+  wait "$fan_pid"
+  fan_pid=
+  res=$(grep '^transport=' "$RUN/fan.out")
+  got=$(echo "$res" | sed 's/.*received=\([0-9]*\).*/\1/')
+  sent=$(echo "$pub" | sed 's/published=\([0-9]*\).*/\1/')
+  expect=$((sent * n))
+  say "fanout $t: $n subscribers x $rate events/s for ${SECS}s: expected $expect, $res"
+}
+
+if [ "$what" = all ] || [ "$what" = pushd ]; then
+  say ""
+  say "## sortie-pushd ($WORKERS workers), one channel, ~45-byte events"
+  idle_memory sse
+  idle_memory ws
+  fanout sse 1000 100
+  fanout ws 1000 100
+  fanout sse 5000 10
+  fanout ws 5000 10
+  fanout sse 10000 10
+  fanout ws 10000 10
+fi
+
+if [ "$what" = all ] || [ "$what" = rest ]; then
+  sh "$here/bench/rest.sh" "$RUN" "$SECS" | tee -a "$report"
+fi
+
+echo ""
+echo "raw results: $report"
