@@ -528,10 +528,17 @@ void sortie_http_serve(struct sortie_app *app, const struct sortie_route *routes
 
   clock_gettime(CLOCK_MONOTONIC, &t1);
   long us = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000L;
-  char q[256];
-  sortie_log_redact_query(req.query, q, sizeof q);
-  LOG_INFO("http", "%s %s%s%s %d %ldus user=%s", method ? method : "-", req.path, q[0] ? "?" : "",
-           q, resp.status, us, resp.user);
+  char q[256] = "";
+  if (resp.status >= 400 || sortie_log_enabled(SORTIE_LOG_DEBUG))
+    sortie_log_redact_query(req.query, q, sizeof q);
+  /* Apache logs every request already; here a success is a debug line, and a
+   * refusal or failure an info (4xx) or warn (5xx) line with its reason */
+  enum sortie_log_level lvl = resp.status >= 500   ? SORTIE_LOG_WARN
+                              : resp.status >= 400 ? SORTIE_LOG_INFO
+                                                   : SORTIE_LOG_DEBUG;
+  if (sortie_log_enabled(lvl))
+    sortie_log(lvl, "http", "%s %s%s%s %d %ldus user=%s", method ? method : "-", req.path,
+               q[0] ? "?" : "", q, resp.status, us, resp.user);
   if (req.json)
     json_object_put(req.json);
   sortie_buf_free(&resp.headers);

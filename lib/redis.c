@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,14 +118,10 @@ static int looks_dead(redisContext *ctx)
 {
   if (ctx->err)
     return 1;
-  struct pollfd p = {.fd = ctx->fd, .events = POLLIN};
-  if (poll(&p, 1, 0) == 0)
-    return 0;
-  if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
-    return 1;
+  /* one syscall: a healthy idle connection has nothing to read (EAGAIN) */
   char ch;
   ssize_t n = recv(ctx->fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+  return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
 sortie_reply *sortie_redis_cmd(struct sortie_redis *r, int flags, int argc, const char **argv,

@@ -62,33 +62,39 @@ static long each_member(struct sortie_app *app, const char *set, const char *max
   return done;
 }
 
+/* Trims every channel's history by age. The histories are found with SCAN
+ * (no index of them is kept: that would cost every publish a write). */
 static long trim_channels(struct sortie_app *app, long long min_ms, long *dropped)
 {
-  char key[256], minb[32], offset[24] = "0";
-  snprintf(key, sizeof key, "%shchannels", app->cfg.redis_prefix);
+  char match[160], minb[32], cursor[32] = "0";
+  size_t plen = strlen(app->cfg.redis_prefix) + 2; /* "<prefix>h:" */
+  snprintf(match, sizeof match, "%sh:*", app->cfg.redis_prefix);
   snprintf(minb, sizeof minb, "%lld", min_ms);
   long trimmed = 0;
   *dropped = 0;
-  for (;;) {
-    const char *av[] = {"ZRANGE", key, offset, "+inf", "BYSCORE", "LIMIT", "0", BATCH};
-    /* walk by score from the oldest; a dropped channel leaves the set, so the
-     * next batch starts again from the same place */
-    av[2] = "-inf";
-    av[6] = offset;
+  do {
+    const char *av[] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000", "TYPE", "stream"};
     sortie_reply *rep = sortie_redis_cmd(app->redis, SORTIE_REDIS_IDEMPOTENT, 8, av, NULL);
     if (rep == NULL)
       return -1;
-    size_t n = sortie_reply_len(rep);
-    long kept = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t cl;
+    const char *next = sortie_reply_str(sortie_reply_at(rep, 0), &cl);
+    const sortie_reply *keys = sortie_reply_at(rep, 1);
+    if (next == NULL || keys == NULL || cl >= sizeof cursor) {
+      sortie_reply_free(rep);
+      return -1;
+    }
+    memcpy(cursor, next, cl);
+    cursor[cl] = '\0';
+    for (size_t i = 0; i < sortie_reply_len(keys); i++) {
       size_t l;
-      const char *ch = sortie_reply_str(sortie_reply_at(rep, i), &l);
-      char chb[128];
-      if (ch == NULL || l >= sizeof chb)
+      const char *k = sortie_reply_str(sortie_reply_at(keys, i), &l);
+      char ch[128];
+      if (k == NULL || l <= plen || l - plen >= sizeof ch)
         continue;
-      memcpy(chb, ch, l);
-      chb[l] = '\0';
-      const char *argv[] = {chb, minb};
+      memcpy(ch, k + plen, l - plen);
+      ch[l - plen] = '\0';
+      const char *argv[] = {ch, minb};
       sortie_reply *r = sortie_redis_script(app->redis, SORTIE_LUA_TRIM, 0, 2, argv, NULL);
       if (r == NULL) {
         sortie_reply_free(rep);
@@ -99,15 +105,10 @@ static long trim_channels(struct sortie_app *app, long long min_ms, long *droppe
         trimmed += (long)sortie_reply_int(a);
       if (b && sortie_reply_type(b) == SORTIE_REPLY_INTEGER && sortie_reply_int(b) == 1)
         (*dropped)++;
-      else
-        kept++;
       sortie_reply_free(r);
     }
     sortie_reply_free(rep);
-    if (n < (size_t)atoi(BATCH))
-      break;
-    snprintf(offset, sizeof offset, "%ld", kept + atol(offset));
-  }
+  } while (strcmp(cursor, "0") != 0);
   return trimmed;
 }
 

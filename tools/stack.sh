@@ -8,11 +8,14 @@
 #   tools/stack.sh start   start in the background and print where things are
 #   tools/stack.sh stop    stop what `start` started (by the pids it recorded)
 #   tools/stack.sh pushd-stop | pushd-start   just the push daemon (tests)
+#   tools/stack.sh apache-stop | apache-start just Apache (benchmarks)
 #
 # Environment: BUILD (build folder, default build), PORT (Apache, 8080),
 # PUSH_PORT (8081), REDIS_PORT (6390), WORKERS (FastCGI pool size, 8),
 # SORTIE_RUN (runtime folder, default /tmp/sortie-<uid>-<PORT>),
-# SORTIE_NO_DEMO=1 (skip the demo data), SORTIE_QUIET=1 (print less).
+# SORTIE_NO_DEMO=1 (skip the demo data), SORTIE_QUIET=1 (print less),
+# SORTIE_APACHE_MODE=fcgid (serve the API through mod_fcgid instead of the
+# pool: for comparing the two).
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -80,6 +83,28 @@ EOF
   fi
 }
 
+start_apache() {
+  as_root=""
+  [ "$(id -u)" = 0 ] && as_root="-D SORTIE_AS_ROOT"
+  mode=""
+  if [ "${SORTIE_APACHE_MODE:-pool}" = fcgid ]; then
+    mode="-D SORTIE_FCGID"
+    mkdir -p "$RUN/apache/fcgid" "$RUN/cgi-bin"
+    cp "$BUILD"/cgi-bin/*.fcgi "$RUN/cgi-bin/"
+    if [ "$(id -u)" = 0 ]; then
+      # mod_fcgid runs the programs as Apache's user: let it read what they need
+      chown www-data "$RUN/apache/fcgid"
+      chgrp www-data "$RUN/jwt.secret" && chmod 640 "$RUN/jwt.secret"
+    fi
+  fi
+  SORTIE_RUN="$RUN" SORTIE_PORT="$PORT" SORTIE_WWW="$RUN/www" SORTIE_CONF_DIR="$here/conf" \
+    SORTIE_API_SOCKET="$RUN/api.sock" SORTIE_PUSH_ADDR="127.0.0.1:$PUSH_PORT" \
+    "$APACHE" -d "$RUN/apache" -f "$here/conf/apache/httpd.conf" $as_root $mode -k start ||
+    die "apache did not start (see $RUN/log/apache-error.log)"
+  wait_for "curl -fsS http://127.0.0.1:$PORT/health" 100 ||
+    die "apache did not serve /health on port $PORT (see $RUN/log/apache-error.log)"
+}
+
 start_pushd() {
   [ -x "$BUILD/bin/sortie-pushd" ] || return 0
   setsid "$BUILD/bin/sortie-pushd" -c "$RUN/sortie.conf" -p "$RUN/pushd.pid" \
@@ -124,16 +149,7 @@ do_start() {
     die "the FastCGI pool did not start (see $RUN/log/sortie.log)"
 
   start_pushd
-  # Apache
-  as_root=""
-  [ "$(id -u)" = 0 ] && as_root="-D SORTIE_AS_ROOT"
-  SORTIE_RUN="$RUN" SORTIE_PORT="$PORT" SORTIE_WWW="$RUN/www" SORTIE_CONF_DIR="$here/conf" \
-    SORTIE_API_SOCKET="$RUN/api.sock" SORTIE_PUSH_ADDR="127.0.0.1:$PUSH_PORT" \
-    "$APACHE" -d "$RUN/apache" -f "$here/conf/apache/httpd.conf" $as_root -k start ||
-    die "apache did not start (see $RUN/log/apache-error.log)"
-  wait_for "curl -fsS http://127.0.0.1:$PORT/health" 100 ||
-    die "apache did not serve /health on port $PORT (see $RUN/log/apache-error.log)"
-
+  start_apache
   if [ "${SORTIE_NO_DEMO:-0}" != 1 ]; then
     BUILD="$BUILD" PORT="$PORT" SORTIE_CONF="$RUN/sortie.conf" sh "$here/tools/demo.sh" > "$RUN/demo.txt"
   fi
@@ -168,6 +184,12 @@ case "${1:-}" in
   pushd-start)
     SORTIE_CONF="$RUN/sortie.conf"
     start_pushd
+    ;;
+  apache-stop)
+    stop_pid "$RUN/apache/httpd.pid"
+    ;;
+  apache-start)
+    start_apache
     ;;
   run)
     trap 'echo; do_stop; exit 0' INT TERM

@@ -121,25 +121,28 @@ end
 -- position in every channel at once: a client's cursor is simply the id of the
 -- last event it got, whatever channels it reads. `prev` is the channel's own
 -- last id, which the new id must also pass (it always does unless lastid was
--- lost).
+-- lost). lastid is read once per script and written at every event.
+local last_ms, last_seq
 local function next_id(prev)
   local t = redis.call('TIME')
   local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local lms, lseq = 0, -1
-  local last = redis.call('GET', P .. 'lastid')
-  if last then
-    local a, b = string.match(last, '^(%d+)-(%d+)$')
-    lms, lseq = tonumber(a), tonumber(b)
+  if last_ms == nil then
+    last_ms, last_seq = 0, -1
+    local last = redis.call('GET', P .. 'lastid')
+    if last then
+      local a, b = string.match(last, '^(%d+)-(%d+)$')
+      last_ms, last_seq = tonumber(a), tonumber(b)
+    end
   end
   local pa, pb = string.match(prev, '^(%d+)-(%d+)$')
   pa, pb = tonumber(pa), tonumber(pb)
-  if pa > lms or (pa == lms and pb > lseq) then lms, lseq = pa, pb end
-  local id
-  if ms > lms then
-    id = string.format('%d-0', ms)
+  if pa > last_ms or (pa == last_ms and pb > last_seq) then last_ms, last_seq = pa, pb end
+  if ms > last_ms then
+    last_ms, last_seq = ms, 0
   else
-    id = string.format('%d-%d', lms, lseq + 1)
+    last_seq = last_seq + 1
   end
+  local id = string.format('%d-%d', last_ms, last_seq)
   redis.call('SET', P .. 'lastid', id)
   return id
 end
@@ -147,14 +150,18 @@ end
 -- Appends an event to the channel's capped history and publishes it. Each entry
 -- records the id of the entry before it in its channel (`p`), so a reader
 -- resuming from a cursor can tell "nothing was trimmed after you" from a gap.
+local last_in = {} -- channel -> its newest id, once this script knows it
 local function emit(channel, etype, data_json)
   local key = P .. 'h:' .. channel
-  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
-  local prev = '0-0'
-  if last[1] then prev = last[1][1] end
+  local prev = last_in[channel]
+  if prev == nil then
+    local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+    prev = '0-0'
+    if last[1] then prev = last[1][1] end
+  end
   local id = next_id(prev)
   redis.call('XADD', key, 'MAXLEN', '~', HISTORY_MAXLEN, id, 't', etype, 'd', data_json, 'p', prev)
-  redis.call('ZADD', P .. 'hchannels', string.match(id, '^(%d+)'), channel)
+  last_in[channel] = id
   redis.call('PUBLISH', P .. 'ch:' .. channel, envelope(id, channel, etype, data_json))
   return id
 end

@@ -66,7 +66,6 @@ redis.call('ZADD', rkey, now, tid)
 redis.call('PEXPIRE', rkey, 60000)
 redis.call('HSET', P .. 'trade:' .. tid, 'id', tid, 'signal_id', sid, 'user_id', uid,
   'symbol', s[3], 'direction', s[4], 'entry', s[5], 'status', 'OPEN', 'opened_at', now_s)
-redis.call('ZADD', P .. 'user:' .. uid .. ':trades', now, tid)
 
 local ukey = P .. 'user:' .. uid
 local day = tostring(utc_day(now))
@@ -76,7 +75,6 @@ else
   redis.call('HSET', ukey, 'day', day, 'day_trades', 1)
 end
 redis.call('HINCRBY', ukey, 'total_trades', 1)
-redis.call('HINCRBY', ukey, 'v', 1)
 redis.call('ZADD', P .. 'rank', 'NX', 0, uid)
 
 local stats = user_stats(uid, now)

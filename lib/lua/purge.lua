@@ -11,5 +11,4 @@ redis.call('DEL', P .. 'signal:' .. sid, P .. 'signal:' .. sid .. ':fired',
   P .. 'h:mission:' .. sid)
 redis.call('ZREM', P .. 'ended', sid)
 redis.call('ZREM', P .. 'signals', sid)
-redis.call('ZREM', P .. 'hchannels', 'mission:' .. sid)
 return {1}

@@ -35,7 +35,6 @@ redis.call('HINCRBY', ukey, 'total_pnl', pnl_u)
 if result == 'win' then redis.call('HINCRBY', ukey, 'wins', 1) end
 if result == 'loss' then redis.call('HINCRBY', ukey, 'losses', 1) end
 redis.call('HINCRBY', ukey, 'closed_trades', 1)
-redis.call('HINCRBY', ukey, 'v', 1)
 
 local day = utc_day(now)
 local dkey = ukey .. ':pnl_days'
