@@ -169,7 +169,7 @@ int sortie_cfg_load(struct sortie_cfg *c, const char *path, char *err, size_t er
       return -1;
 
   const char *env = getenv("SORTIE_CONF");
-  if (env && *env)
+  if (path == NULL && env && *env)
     path = env;
   char beside[600];
   if (path == NULL) {

@@ -4,9 +4,9 @@
  * File syntax: `key = value` per line, `#` starts a comment, blank lines ignored.
  * Every key has a default; an unknown key or a bad value is an error naming the
  * line. The environment variable SORTIE_<KEY> (key upper-cased, '.' -> '_', e.g.
- * SORTIE_REDIS_PORT) overrides the file. The file is $SORTIE_CONF, else the path
- * given by the program's -c flag, else sortie.conf in the program's own folder,
- * else /etc/sortie/sortie.conf (if present). */
+ * SORTIE_REDIS_PORT) overrides the file. The file is the one given by the
+ * program's -c flag, else $SORTIE_CONF, else sortie.conf in the program's own
+ * folder, else /etc/sortie/sortie.conf (if present). */
 #ifndef SORTIE_CFG_H
 #define SORTIE_CFG_H
 

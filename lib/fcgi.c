@@ -17,12 +17,19 @@
 
 /* ---- transports ---- */
 
+/* CGI: the body is CONTENT_LENGTH bytes of stdin, and not one more (RFC
+ * 3875 4.2): the server may leave stdin open after it. */
 static long cgi_read(void *ctx, char *buf, size_t n)
 {
-  (void)ctx;
+  long long *left = ctx;
+  if (*left <= 0)
+    return 0;
+  if ((long long)n > *left)
+    n = (size_t)*left;
   size_t r = fread(buf, 1, n, stdin);
   if (r == 0 && ferror(stdin))
     return -1;
+  *left -= (long long)r;
   return (long)r;
 }
 
@@ -57,33 +64,15 @@ static const char *fcgi_param(void *ctx, const char *name)
   return FCGX_GetParam(name, r->envp);
 }
 
-/* A program whose configuration is broken still answers, with a 500 that says
- * so, rather than failing in ways the web server reports as a bare 503. */
+/* A program whose configuration is broken still answers every request, with
+ * a 500 that says so, rather than failing in ways the web server reports as a
+ * bare 503. */
 static char broken_why[512];
 
-static void broken(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)
+static void serve_broken(struct sortie_io *io)
 {
-  (void)app;
-  (void)req;
-  sortie_problem(resp, 500, "internal", NULL, "the server is misconfigured (see its log)");
-}
-
-static const struct sortie_route broken_routes[] = {
-    {"GET", "", broken, 0},
-};
-
-static void serve_broken(struct sortie_app *app, struct sortie_io *io)
-{
-  /* route everything to `broken`: match on the path itself */
-  struct sortie_route r = broken_routes[0];
-  const char *m = io->param(io->ctx, "REQUEST_METHOD");
-  r.method = m ? (strcmp(m, "HEAD") == 0 ? "GET" : m) : "GET";
-  const char *uri = io->param(io->ctx, "REQUEST_URI");
-  char path[512];
-  snprintf(path, sizeof path, "%.*s", (int)strcspn(uri ? uri : "/", "?"), uri ? uri : "/");
-  r.pattern = path;
   LOG_ERROR("app", "not serving: %s", broken_why);
-  sortie_http_serve(app, &r, 1, io);
+  sortie_http_fail(io, 500, "internal", "the server is misconfigured (see its log)");
 }
 
 /* ---- loops ---- */
@@ -116,7 +105,7 @@ static int fcgi_loop(struct sortie_app *app, int ok, int sock, const struct sort
     if (ok)
       sortie_http_serve(app, routes, n, &io);
     else
-      serve_broken(app, &io);
+      serve_broken(&io);
     FCGX_Finish_r(&req);
   }
   return 0;
@@ -316,11 +305,13 @@ int sortie_fcgi_main(int argc, char **argv, const char *name, const struct sorti
   } else if (!FCGX_IsCGI()) {
     rc = fcgi_loop(&app, ok, 0, routes, nroutes);
   } else {
-    struct sortie_io io = {cgi_read, cgi_write, cgi_param, NULL};
+    const char *cl = getenv("CONTENT_LENGTH");
+    long long left = cl ? strtoll(cl, NULL, 10) : 0;
+    struct sortie_io io = {cgi_read, cgi_write, cgi_param, &left};
     if (ok)
       sortie_http_serve(&app, routes, nroutes, &io);
     else
-      serve_broken(&app, &io);
+      serve_broken(&io);
     fflush(stdout);
     rc = 0;
   }

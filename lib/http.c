@@ -479,6 +479,20 @@ static void send_response(struct sortie_io *io, struct sortie_req *req, struct s
   sortie_buf_free(&h);
 }
 
+void sortie_http_fail(struct sortie_io *io, int status, const char *slug, const char *detail)
+{
+  struct sortie_req req;
+  struct sortie_resp resp;
+  memset(&req, 0, sizeof req);
+  memset(&resp, 0, sizeof resp);
+  const char *m = param(io, "REQUEST_METHOD");
+  req.head = m && strcmp(m, "HEAD") == 0;
+  sortie_problem(&resp, status, slug, NULL, "%s", detail);
+  send_response(io, &req, &resp);
+  sortie_buf_free(&resp.headers);
+  sortie_buf_free(&resp.body);
+}
+
 void sortie_http_serve(struct sortie_app *app, const struct sortie_route *routes, size_t nroutes,
                        struct sortie_io *io)
 {

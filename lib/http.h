@@ -83,6 +83,10 @@ struct sortie_route {
 void sortie_http_serve(struct sortie_app *app, const struct sortie_route *routes, size_t nroutes,
                        struct sortie_io *io);
 
+/** Answers the request on `io` with a problem+json error, without routing
+ * (a program that cannot serve at all). */
+void sortie_http_fail(struct sortie_io *io, int status, const char *slug, const char *detail);
+
 /** Adds a header line to the response (`name: value`). */
 void sortie_resp_header(struct sortie_resp *r, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

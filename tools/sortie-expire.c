@@ -18,7 +18,9 @@
 
 /* Runs `s` for each member of sorted set `set` with a score up to `max`, in
  * batches; returns how many times the script answered {1}, or -1 if Redis went
- * away. */
+ * away. The scripts take a member off the set when they are done with it ({1},
+ * or {2} for a stale one); only those answering {0} stay, and the next batch
+ * starts past them. */
 static long each_member(struct sortie_app *app, const char *set, const char *max,
                         enum sortie_lua s, const char *extra)
 {
@@ -48,9 +50,10 @@ static long each_member(struct sortie_app *app, const char *set, const char *max
         return -1;
       }
       const sortie_reply *x = sortie_reply_at(r, 0);
-      if (x && sortie_reply_type(x) == SORTIE_REPLY_INTEGER && sortie_reply_int(x) == 1)
+      long long v = x && sortie_reply_type(x) == SORTIE_REPLY_INTEGER ? sortie_reply_int(x) : 0;
+      if (v == 1)
         done++;
-      else
+      else if (v == 0)
         kept++; /* still in the set: step over it next batch */
       sortie_reply_free(r);
     }

@@ -180,11 +180,21 @@ Test(cfg, bad_environment_value_is_an_error_naming_the_variable)
 Test(cfg, sortie_conf_selects_the_file)
 {
   const char *a = conf("redis.port = 7201\n");
+  setenv("SORTIE_CONF", a, 1);
+  cr_assert_eq(sortie_cfg_load(&c, NULL, err, sizeof err), 0, "%s", err);
+  cr_expect_eq(c.redis_port, 7201);
+  cr_expect_str_eq(c.path, a);
+}
+
+/* A program's -c names its file even when SORTIE_CONF is set (cron's -c wins). */
+Test(cfg, an_explicit_path_wins_over_sortie_conf)
+{
+  const char *a = conf("redis.port = 7201\n");
   const char *b = conf("redis.port = 7202\n");
   setenv("SORTIE_CONF", a, 1);
   cr_assert_eq(sortie_cfg_load(&c, b, err, sizeof err), 0, "%s", err);
-  cr_expect_eq(c.redis_port, 7201);
-  cr_expect_str_eq(c.path, a);
+  cr_expect_eq(c.redis_port, 7202);
+  cr_expect_str_eq(c.path, b);
 }
 
 Test(cfg, set_one_key_as_the_file_would)
