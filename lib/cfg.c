@@ -213,6 +213,13 @@ int sortie_cfg_load(struct sortie_cfg *c, const char *path, char *err, size_t er
       return -1;
     }
   }
+  if (c->retention_signal_s < c->history_max_age_s) {
+    /* a mission history dropped with its signal must be older than any cursor
+     * the history could still serve, or a client could miss it silently */
+    snprintf(err, errlen, "retention.signal_s (%d) must be at least history.max_age_s (%d)",
+             c->retention_signal_s, c->history_max_age_s);
+    return -1;
+  }
   if (strcmp(c->jwt_alg, "HS256") != 0 && strcmp(c->jwt_alg, "RS256") != 0) {
     snprintf(err, errlen, "jwt.alg: '%s' is not HS256 or RS256", c->jwt_alg);
     return -1;
