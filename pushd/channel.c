@@ -227,7 +227,8 @@ void pd_channel_on_message(const char *name, size_t nlen, const char *env, size_
   }
   struct pd_stats *st = pd_stats_self();
   st->events_in++;
-  uint64_t lat = pd_wall_ms() - e->pos.ms;
+  uint64_t wall = pd_wall_ms();
+  uint64_t lat = wall > e->pos.ms ? wall - e->pos.ms : 0; /* clocks may disagree */
   uint64_t n = 0;
   /* iterate by index from the end: a delivery may close its client (slow
    * consumer), which removes that subscription by swapping in the last one,
