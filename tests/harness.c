@@ -108,6 +108,18 @@ void world_start(const char *extra_conf)
 void world_stop(void)
 {
   stack("stop");
+  /* under sanitizers, a report in a server's log is a failure the tests may
+   * not see (the server restarts): keep it for tests/run.sh to count */
+  if (getenv("SORTIE_SAN") && getenv("SORTIE_TEST_TMP")) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "if grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' %s/log/*.log "
+             ">/dev/null 2>&1; then mkdir -p %s/san-reports && cp -r %s/log %s/san-reports/$(basename %s); fi",
+             world_run(), getenv("SORTIE_TEST_TMP"), world_run(), getenv("SORTIE_TEST_TMP"),
+             world_run());
+    if (system(cmd) != 0)
+      fprintf(stderr, "harness: could not check the sanitizer logs\n");
+  }
   if (!getenv("SORTIE_KEEP"))
   {
     char cmd[700];

@@ -55,6 +55,13 @@ run_one() {
     failed=$((failed + 1))
     failed_names="$failed_names $name"
   fi
+  if [ -d "$SORTIE_TEST_TMP/san-reports" ]; then
+    echo "!! $name: sanitizer reports in the servers' logs:"
+    grep -rhE -A12 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$SORTIE_TEST_TMP/san-reports" | head -n 60
+    rm -rf "$SORTIE_TEST_TMP/san-reports"
+    failed=$((failed + 1))
+    failed_names="$failed_names $name(san)"
+  fi
   if [ $rc -ne 0 ] && [ -n "$syn" ] && [ "$t" = "$p" ]; then
     # all tests passed but the program failed (e.g. a sanitizer report at exit)
     echo "!! $name exited with $rc"
