@@ -49,7 +49,7 @@ UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 INT_SRC   = $(wildcard tests/integration/test_*.c)
 INT_BINS  = $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INT_SRC))
-HARNESS_OBJ = $(BUILD)/tests/harness.o
+HARNESS_OBJ = $(BUILD)/tests/harness.o $(BUILD)/tests/pushclient.o
 
 .PHONY: all deps run start stop test san clean install help tests bench
 all: $(PROGRAMS)
