@@ -44,6 +44,8 @@ struct pd_job {
   uint8_t inflight;  /* a history read is out, or its answer is being handled */
   uint8_t cancelled; /* the client went away; free when inflight ends */
   uint8_t delivered; /* any event went out during this job */
+  uint8_t from_now;  /* started without a cursor: everything that came live counts */
+  uint8_t announced; /* the transport was told the subscriptions are in place */
   struct pd_job *next; /* on the list of jobs waiting for Redis */
 };
 
@@ -134,8 +136,10 @@ static void channel_release(struct pd_channel *ch)
     return;
   if (ch->state == CH_SUBSCRIBING || ch->state == CH_SUBSCRIBED) {
     ch->state = CH_UNSUBSCRIBING;
-    pd_redis_unsubscribe(ch->name);
-    return;
+    if (pd_redis_unsubscribe(ch->name) == 0)
+      return;
+    /* refused (hiredis: not subscribed to anything): nothing to wait for */
+    ch->state = CH_IDLE;
   }
   if (ch->state == CH_IDLE)
     channel_free(ch);
@@ -356,9 +360,14 @@ static void job_done(struct pd_job *j)
   struct pd_pos at;
   if (pd_pos_parse(j->cursor, strlen(j->cursor), &at) < 0)
     at = (struct pd_pos){0, 0};
-  for (uint32_t i = 0; i < j->nsubs; i++)
-    if (pd_pos_cmp(j->subs[i]->pos, at) < 0)
-      j->subs[i]->pos = at;
+  /* A job with a cursor: history covered everything up to `at`, so only what
+   * came live after it is new. A job from "now": every event that came live
+   * since the subscription is new to the client, even one published before
+   * the read that fixed `at`. */
+  if (!j->from_now)
+    for (uint32_t i = 0; i < j->nsubs; i++)
+      if (pd_pos_cmp(j->subs[i]->pos, at) < 0)
+        j->subs[i]->pos = at;
   /* what came live meanwhile, after history: already in order */
   for (uint32_t i = 0; i < j->npending && !c->closing; i++) {
     struct pd_event *e = j->pending[i];
@@ -366,13 +375,28 @@ static void job_done(struct pd_job *j)
     if (s)
       deliver(j, s, e);
   }
+  if (c->closing) {
+    job_free(j);
+    return;
+  }
+  for (uint32_t i = 0; i < j->nsubs; i++) {
+    struct pd_sub *s = j->subs[i];
+    if (j->from_now && pd_pos_cmp(s->pos, at) < 0)
+      s->pos = at;
+    s->job = NULL;
+  }
+  /* the position the client stands at: the newest of `at` and what went out */
+  char cur[SORTIE_STREAM_ID_MAX + 1];
+  struct pd_pos top = at;
   for (uint32_t i = 0; i < j->nsubs; i++)
-    j->subs[i]->job = NULL;
-  j->nsubs = 0;
-  if (!c->closing)
-    c->tp->caught_up(c, j, j->cursor);
+    if (pd_pos_cmp(j->subs[i]->pos, top) > 0)
+      top = j->subs[i]->pos;
+  pd_pos_format(top, cur);
+  c->tp->caught_up(c, j, cur);
   job_free(j);
 }
+
+static void on_synced(void *ud, int ok);
 
 static void on_history(void *ud, struct pd_hist *h)
 {
@@ -414,6 +438,33 @@ static void on_history(void *ud, struct pd_hist *h)
     job_send(j); /* a full page: there is more */
     return;
   }
+  if (j->from_now) {
+    /* No history was read, so the events the subscriber connection carries
+     * decide; one may still be on its way with an id before the cursor we
+     * just got (the two connections race). A PING on the subscriber
+     * connection comes back after every message published before it:
+     * finish then. */
+    if (pd_redis_sync(on_synced, j) < 0) {
+      j->inflight = 0;
+      job_wait(j);
+    }
+    return;
+  }
+  job_done(j);
+}
+
+static void on_synced(void *ud, int ok)
+{
+  struct pd_job *j = ud;
+  if (j->cancelled || j->c->closing) {
+    job_free(j);
+    return;
+  }
+  if (!ok) {
+    j->inflight = 0;
+    job_wait(j);
+    return;
+  }
   job_done(j);
 }
 
@@ -422,6 +473,19 @@ static void job_send(struct pd_job *j)
   if (!job_ready(j)) {
     job_wait(j);
     return;
+  }
+  if (!j->announced) {
+    /* every channel is subscribed in Redis: from here on nothing published
+     * can be missed, so the client may be told (WebSocket "subscribed") */
+    j->announced = 1;
+    j->inflight = 1; /* the call may close the client: keep j alive */
+    j->c->tp->ready(j->c, j);
+    j->inflight = 0;
+    if (j->cancelled || j->c->closing) {
+      if (j->cancelled)
+        job_free(j);
+      return;
+    }
   }
   const char *names[4096];
   uint32_t n = 0;
@@ -450,7 +514,18 @@ void pd_job_start(struct pd_client *c, struct pd_sub **subs, uint32_t n, const c
     j->subs[j->nsubs++] = subs[i];
   }
   snprintf(j->cursor, sizeof j->cursor, "%s", cursor ? cursor : "");
+  j->from_now = j->cursor[0] == '\0';
   job_send(j);
+}
+
+uint32_t pd_job_nsubs(const struct pd_job *j)
+{
+  return j ? j->nsubs : 0;
+}
+
+const char *pd_job_channel(const struct pd_job *j, uint32_t i)
+{
+  return j->subs[i]->ch->name;
 }
 
 /* Sends the history reads that were waiting for their channels or for Redis. */
@@ -469,7 +544,9 @@ static void jobs_retry(void)
 void pd_channel_on_subscribed(const char *name, size_t nlen)
 {
   struct pd_channel *ch = lookup(name, nlen);
-  if (ch == NULL || ch->state == CH_SUBSCRIBED)
+  /* only a channel waiting for this answer: one already being unsubscribed
+   * waits for the UNSUBSCRIBE's answer, which comes next */
+  if (ch == NULL || ch->state != CH_SUBSCRIBING)
     return;
   ch->state = CH_SUBSCRIBED;
   jobs_retry();
@@ -523,6 +600,7 @@ void pd_channels_on_redis_down(void)
           j->subs[j->nsubs++] = live[k];
         }
         memcpy(j->cursor, cur, sizeof j->cursor);
+        j->announced = 1; /* a catch-up the client did not ask for: no "subscribed" */
         job_wait(j);
       }
 }

@@ -108,6 +108,12 @@ static void poll_caught_up(struct pd_client *c, struct pd_job *j, const char *cu
     answer(c);
 }
 
+static void poll_ready(struct pd_client *c, struct pd_job *j)
+{
+  (void)c;
+  (void)j;
+}
+
 static void poll_readable(struct pd_client *c)
 {
   (void)c;
@@ -130,6 +136,7 @@ const struct pd_transport pd_poll_transport = {
     .kind = PD_POLL,
     .deliver = poll_deliver,
     .control = poll_control,
+    .ready = poll_ready,
     .caught_up = poll_caught_up,
     .readable = poll_readable,
     .destroy = poll_destroy,

@@ -157,6 +157,8 @@ struct pd_transport {
   /* a control message (JSON text); `cursor`, if not NULL, is where the
    * client now stands (SSE puts it in `id:`) */
   void (*control)(struct pd_client *c, const char *json, size_t len, const char *cursor);
+  /* a resume job's channels are all subscribed in Redis (history comes next) */
+  void (*ready)(struct pd_client *c, struct pd_job *j);
   /* a resume job of this client finished at `cursor` */
   void (*caught_up)(struct pd_client *c, struct pd_job *j, const char *cursor);
   /* socket readable (WS, SSE hang-up) */
@@ -241,6 +243,10 @@ struct pd_sub *pd_sub_find(struct pd_client *c, const char *name);
  * now): history first, then what arrived live meanwhile. */
 void pd_job_start(struct pd_client *c, struct pd_sub **subs, uint32_t n, const char *cursor);
 
+/** The channels of a job (for a transport's caught_up). */
+uint32_t pd_job_nsubs(const struct pd_job *j);
+const char *pd_job_channel(const struct pd_job *j, uint32_t i);
+
 /** Number of channels this worker is subscribed to. */
 extern uint32_t pd_nchannels;
 
@@ -270,12 +276,18 @@ int pd_redis_start(const struct sortie_cfg *cfg);
 void pd_redis_stop(void);
 int pd_redis_up(void); /* 1 when both connections are ready */
 int pd_redis_cmd_up(void);
-void pd_redis_subscribe(const char *channel);
-void pd_redis_unsubscribe(const char *channel);
+/** 0, or -1 when hiredis refused the command (no connection, or for
+ * UNSUBSCRIBE: not subscribed to anything). */
+int pd_redis_subscribe(const char *channel);
+int pd_redis_unsubscribe(const char *channel);
 /** Reads history (lib/lua/events.lua) after `cursor` for `n` channels. The
  * callback owns nothing: events are borrowed for the call (ref them to keep). */
 int pd_redis_history(const char *cursor, const char *const *channels, uint32_t n, uint32_t limit,
                      pd_hist_cb *cb, void *ud);
+/** A PING on the subscriber connection: cb(ud, 1) once every message
+ * published before it has been handed to the channel layer; cb(ud, 0) if the
+ * connection dropped. -1 if it could not be sent. */
+int pd_redis_sync(void (*cb)(void *ud, int ok), void *ud);
 /** The per-user connection limit (lib/lua/conns.lua): op "open" or "close". */
 int pd_redis_conns(const char *op, const char *user, const char *conn_id, pd_conn_cb *cb,
                    void *ud);

@@ -227,6 +227,8 @@ static void rc_connect(struct rconn *r)
 
 /* ---- the subscriber ---- */
 
+static void sync_answered(const char *name, size_t nlen);
+
 static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
 {
   (void)ac;
@@ -242,30 +244,99 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
   size_t nlen = chan->len - chan_prefix_len;
   if (strcmp(kind->str, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING)
     pd_channel_on_message(name, nlen, r->element[2]->str, r->element[2]->len);
-  else if (strcmp(kind->str, "subscribe") == 0)
+  else if (nlen > 6 && memcmp(name, "#sync:", 6) == 0) {
+    if (strcmp(kind->str, "subscribe") == 0)
+      sync_answered(name, nlen);
+  } else if (strcmp(kind->str, "subscribe") == 0)
     pd_channel_on_subscribed(name, nlen);
   else if (strcmp(kind->str, "unsubscribe") == 0)
     pd_channel_on_unsubscribed(name, nlen);
 }
 
-static void sub_cmd(const char *verb, const char *channel)
+static int sub_cmd(const char *verb, const char *channel)
 {
   if (!sub_c.ready)
-    return;
+    return -1;
   char full[256];
   snprintf(full, sizeof full, "%s%s", chan_prefix, channel);
   const char *av[] = {verb, full};
-  redisAsyncCommandArgv(sub_c.ac, on_sub, NULL, 2, av, NULL);
+  return redisAsyncCommandArgv(sub_c.ac, on_sub, NULL, 2, av, NULL) == REDIS_OK ? 0 : -1;
 }
 
-void pd_redis_subscribe(const char *channel)
+int pd_redis_subscribe(const char *channel)
 {
-  sub_cmd("SUBSCRIBE", channel);
+  if (sub_cmd("SUBSCRIBE", channel) == 0)
+    return 0;
+  if (sub_c.ready) {
+    /* the connection is in a state we cannot reason about: start over (the
+     * channel layer subscribes everything again once it is back) */
+    LOG_ERROR("redis", "SUBSCRIBE %s refused; reconnecting", channel);
+    redisAsyncDisconnect(sub_c.ac);
+  }
+  return -1;
 }
 
-void pd_redis_unsubscribe(const char *channel)
+int pd_redis_unsubscribe(const char *channel)
 {
-  sub_cmd("UNSUBSCRIBE", channel);
+  return sub_cmd("UNSUBSCRIBE", channel);
+}
+
+/* A sync marker on the subscriber connection. hiredis 0.14 cannot route a
+ * PING's answer in subscribed mode, so the marker is a SUBSCRIBE to a channel
+ * of its own ("#sync:<pid>:<n>": no real channel name has a '#'): its answer
+ * comes after every message published before it. */
+struct sync_req {
+  uint64_t n;
+  void (*cb)(void *ud, int ok);
+  void *ud;
+  struct sync_req *next;
+};
+
+static struct sync_req *syncs;
+static uint64_t sync_next;
+
+static void sync_answered(const char *name, size_t nlen)
+{
+  char want[64];
+  for (struct sync_req **pp = &syncs; *pp; pp = &(*pp)->next) {
+    int n = snprintf(want, sizeof want, "#sync:%d:%llu", (int)getpid(),
+                     (unsigned long long)(*pp)->n);
+    if ((size_t)n != nlen || memcmp(want, name, nlen) != 0)
+      continue;
+    struct sync_req *q = *pp;
+    *pp = q->next;
+    sub_cmd("UNSUBSCRIBE", want);
+    q->cb(q->ud, 1);
+    free(q);
+    return;
+  }
+}
+
+/* the subscriber connection is gone: every marker fails */
+static void syncs_fail(void)
+{
+  while (syncs) {
+    struct sync_req *q = syncs;
+    syncs = q->next;
+    q->cb(q->ud, 0);
+    free(q);
+  }
+}
+
+int pd_redis_sync(void (*cb)(void *ud, int ok), void *ud)
+{
+  char name[64];
+  uint64_t n = ++sync_next;
+  snprintf(name, sizeof name, "#sync:%d:%llu", (int)getpid(), (unsigned long long)n);
+  if (sub_cmd("SUBSCRIBE", name) < 0)
+    return -1;
+  struct sync_req *q = sortie_xmalloc(sizeof *q);
+  q->n = n;
+  q->cb = cb;
+  q->ud = ud;
+  q->next = syncs;
+  syncs = q;
+  return 0;
 }
 
 static void sub_ready(void)
@@ -276,6 +347,7 @@ static void sub_ready(void)
 
 static void sub_lost(void)
 {
+  syncs_fail();
   pd_channels_on_redis_down();
 }
 

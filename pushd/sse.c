@@ -44,6 +44,12 @@ static void sse_caught_up(struct pd_client *c, struct pd_job *j, const char *cur
   pd_client_send_copy(c, line, (size_t)n);
 }
 
+static void sse_ready(struct pd_client *c, struct pd_job *j)
+{
+  (void)c;
+  (void)j;
+}
+
 static void sse_readable(struct pd_client *c)
 {
   /* a client sends nothing on an event stream: data or EOF both end it */
@@ -63,6 +69,7 @@ const struct pd_transport pd_sse_transport = {
     .kind = PD_SSE,
     .deliver = sse_deliver,
     .control = sse_control,
+    .ready = sse_ready,
     .caught_up = sse_caught_up,
     .readable = sse_readable,
     .destroy = sse_destroy,

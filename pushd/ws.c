@@ -25,6 +25,7 @@
 
 struct ws_state {
   wslay_event_context_ptr ctx;
+  uint8_t io_failed; /* the socket itself failed or ended (not a protocol error) */
 };
 
 static void send_text(struct pd_client *c, const char *json, size_t len)
@@ -77,10 +78,27 @@ static void ws_control(struct pd_client *c, const char *json, size_t len, const 
   send_text(c, json, len);
 }
 
+/* The subscriptions are in place in Redis: "subscribed" now, so that anything
+ * published after the client reads it reaches it; history (for a `since`)
+ * follows, then live events. */
+static void ws_ready(struct pd_client *c, struct pd_job *j)
+{
+  uint32_t n = pd_job_nsubs(j);
+  if (n == 0)
+    return;
+  struct sortie_buf b = {0};
+  sortie_buf_puts(&b, "{\"type\":\"subscribed\",\"channels\":[");
+  for (uint32_t i = 0; i < n; i++)
+    sortie_buf_printf(&b, "%s\"%s\"", i ? "," : "", pd_job_channel(j, i));
+  sortie_buf_puts(&b, "]}");
+  send_text(c, b.base, b.len);
+  sortie_buf_free(&b);
+}
+
 static void ws_caught_up(struct pd_client *c, struct pd_job *j, const char *cursor)
 {
-  (void)j;
   (void)c;
+  (void)j;
   (void)cursor;
 }
 
@@ -143,17 +161,26 @@ static void subscribe(struct pd_client *c, json_object *msg)
                pd_cfg->push_max_channels);
     return;
   }
-  /* subscribed: one message naming every channel of the request */
-  struct sortie_buf ack = {0};
-  sortie_buf_puts(&ack, "{\"type\":\"subscribed\",\"channels\":[");
-  for (size_t i = 0; i < n; i++) {
-    const char *name = json_object_get_string(json_object_array_get_idx(chans, i));
-    sortie_buf_printf(&ack, "%s\"%s\"", i ? "," : "", name);
+  /* channels already subscribed are live now: say so at once */
+  if (fresh < n) {
+    struct sortie_buf ack = {0};
+    sortie_buf_puts(&ack, "{\"type\":\"subscribed\",\"channels\":[");
+    int first = 1;
+    for (size_t i = 0; i < n; i++) {
+      const char *name = json_object_get_string(json_object_array_get_idx(chans, i));
+      struct pd_sub *s = pd_sub_find(c, name);
+      if (s == NULL || s->job)
+        continue;
+      sortie_buf_printf(&ack, "%s\"%s\"", first ? "" : ",", name);
+      first = 0;
+    }
+    sortie_buf_puts(&ack, "]}");
+    if (!first)
+      send_text(c, ack.base, ack.len);
+    sortie_buf_free(&ack);
   }
-  sortie_buf_puts(&ack, "]}");
-  send_text(c, ack.base, ack.len);
-  sortie_buf_free(&ack);
-  /* then history for each `since` group, then live */
+  /* the others: history for each `since` group, then live; each group's
+   * "subscribed" comes when Redis has the subscriptions (ws_ready) */
   struct pd_sub *group[256];
   int done[256] = {0};
   for (size_t i = 0; i < n && i < 256; i++) {
@@ -245,10 +272,12 @@ static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
     c->last_rx = pd_now();
     return n;
   }
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
     wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-  else
+  } else {
+    ((struct ws_state *)c->tp_state)->io_failed = 1;
     wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+  }
   return -1;
 }
 
@@ -287,13 +316,24 @@ static void ws_readable(struct pd_client *c)
   int rc = wslay_event_recv(st->ctx);
   if (c->closing)
     return;
+  if (rc != 0) {
+    if (st->io_failed) {
+      pd_client_close(c, "read failed");
+      return;
+    }
+    /* a frame wslay cannot accept (a fragmented or oversized control frame,
+     * say): close 1002, written by us since wslay has stopped */
+    static const char reason[] = "\x03\xea" "protocol error";
+    struct sortie_buf b = {0};
+    pd_ws_frame(&b, 8, reason, sizeof reason - 1);
+    pd_client_send_copy(c, b.base, b.len);
+    sortie_buf_free(&b);
+    c->close_after_flush = 1;
+    return;
+  }
   wslay_event_send(st->ctx); /* pong, or the close reply / protocol error close */
   if (c->closing)
     return;
-  if (rc != 0) {
-    pd_client_close(c, "read failed");
-    return;
-  }
   if (wslay_event_get_close_sent(st->ctx)) {
     c->close_after_flush = 1;
     if (c->qlen == 0)
@@ -318,6 +358,7 @@ const struct pd_transport pd_ws_transport = {
     .kind = PD_WS,
     .deliver = ws_deliver,
     .control = ws_control,
+    .ready = ws_ready,
     .caught_up = ws_caught_up,
     .readable = ws_readable,
     .destroy = ws_destroy,
