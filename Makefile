@@ -28,14 +28,15 @@ LIBA     = $(BUILD)/libsortie.a
 # endpoint program name = the SORTIE_R_* rows it serves (see lib/api.h)
 ENDPOINTS = fire=SORTIE_R_FIRE \
             fire-count=SORTIE_R_FIRE_COUNT \
-            signals=SORTIE_R_SIGNAL_CREATE,SORTIE_R_SIGNAL_GET \
+            signals=SORTIE_R_SIGNAL_CREATE,SORTIE_R_SIGNAL_GET,SORTIE_R_SIGNAL_LIST \
             stats=SORTIE_R_STATS \
             missions=SORTIE_R_MISSION \
             mission-page=SORTIE_R_PAGE \
             trades=SORTIE_R_TRADE_CLOSE \
             publish=SORTIE_R_PUBLISH \
             events=SORTIE_R_EVENTS \
-            health=SORTIE_R_HEALTH
+            health=SORTIE_R_HEALTH \
+            admin-stats=SORTIE_R_ADMIN_STATS
 EP_NAMES = $(foreach e,$(ENDPOINTS),$(firstword $(subst =, ,$(e))))
 EP_BINS  = $(patsubst %,$(BUILD)/cgi-bin/%.fcgi,$(EP_NAMES))
 CGI_BINS = $(BUILD)/cgi-bin/sortie-api $(EP_BINS)
@@ -64,7 +65,7 @@ help:
 	@echo "make clean      remove $(BUILD)/ and build-san/"
 
 deps:
-	@sh tools/deps.sh
+	@sh tools/deps.sh --browser
 
 $(BUILD)/gen/sortie_lua.h $(BUILD)/gen/sortie_lua.c: lib/lua/common.lua $(LUA) tools/lua2c.sh
 	@mkdir -p $(BUILD)/gen
@@ -138,7 +139,7 @@ test: deps
 	@BUILD=$(BUILD) sh tests/run.sh
 
 san:
-	@sh tools/deps.sh
+	@sh tools/deps.sh --browser
 	@$(MAKE) --no-print-directory tests BUILD=build-san CC=clang \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	  LDFLAGS="-fsanitize=address,undefined"

@@ -110,7 +110,8 @@ fanout() {
   got=$(echo "$res" | sed 's/.*received=\([0-9]*\).*/\1/')
   sent=$(echo "$pub" | sed 's/published=\([0-9]*\).*/\1/')
   expect=$((sent * n))
-  say "fanout $t: $n subscribers x $rate events/s for ${SECS}s: expected $expect, $res"
+  local per=$((got / SECS))
+  say "fanout $t: $n subscribers x $rate events/s for ${SECS}s: expected $expect, received $got ($per deliveries/s), $(echo "$res" | sed 's/.*\(p50_ms=.*\)/\1/')"
 }
 
 if [ "$what" = all ] || [ "$what" = pushd ]; then

@@ -18,6 +18,8 @@ sortie_handler sortie_api_trade_close;   /* POST /api/trades/{id}/close */
 sortie_handler sortie_api_publish;       /* POST /api/publish */
 sortie_handler sortie_api_events;        /* GET  /api/events */
 sortie_handler sortie_api_health;        /* GET  /health */
+sortie_handler sortie_api_signal_list;   /* GET  /api/signals */
+sortie_handler sortie_api_admin_stats;   /* GET  /api/admin/stats */
 sortie_handler sortie_page_mission;      /* GET  /mission/{id} (HTML) */
 sortie_handler sortie_page_missing;      /* GET  /mission/<not an id>: the HTML 404 */
 
@@ -32,6 +34,8 @@ sortie_handler sortie_page_missing;      /* GET  /mission/<not an id>: the HTML 
 #define SORTIE_R_PUBLISH       {"POST", "/api/publish", sortie_api_publish, SORTIE_ROUTE_AUTH | SORTIE_ROUTE_PRIV | SORTIE_ROUTE_JSON}
 #define SORTIE_R_EVENTS        {"GET", "/api/events", sortie_api_events, SORTIE_ROUTE_AUTH}
 #define SORTIE_R_HEALTH        {"GET", "/health", sortie_api_health, SORTIE_ROUTE_PUBLIC}
+#define SORTIE_R_SIGNAL_LIST   {"GET", "/api/signals", sortie_api_signal_list, SORTIE_ROUTE_AUTH}
+#define SORTIE_R_ADMIN_STATS   {"GET", "/api/admin/stats", sortie_api_admin_stats, SORTIE_ROUTE_AUTH | SORTIE_ROUTE_PRIV}
 #define SORTIE_R_PAGE          {"GET", "/mission/{}", sortie_page_mission, SORTIE_ROUTE_PUBLIC}, \
                                {"GET", "/mission/{*}", sortie_page_missing, SORTIE_ROUTE_PUBLIC}
 

@@ -7,6 +7,7 @@
 
 #include <openssl/sha.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -221,6 +222,38 @@ void sortie_api_events(struct sortie_app *app, struct sortie_req *req, struct so
   sortie_resp_json(resp, 200, b.base, b.len);
   sortie_buf_free(&b);
   sortie_reply_free(rep);
+}
+
+void sortie_api_signal_list(struct sortie_app *app, struct sortie_req *req,
+                            struct sortie_resp *resp)
+{
+  char which[16] = "active", lim[8] = "100";
+  long n = sortie_query_get(req->query, "status", which, sizeof which);
+  if (n >= 0 && strcmp(which, "active") != 0 && strcmp(which, "all") != 0) {
+    sortie_problem_field(resp, 400, "status", "status must be active or all");
+    return;
+  }
+  if (n < 0)
+    strcpy(which, "active");
+  n = sortie_query_get(req->query, "limit", lim, sizeof lim);
+  char *end;
+  long limit = n > 0 ? strtol(lim, &end, 10) : 100;
+  if (n == 0 || (n > 0 && (*end || limit < 1 || limit > 200))) {
+    sortie_problem_field(resp, 400, "limit", "limit must be from 1 to 200");
+    return;
+  }
+  char lb[8];
+  snprintf(lb, sizeof lb, "%ld", limit);
+  const char *argv[] = {which, lb};
+  sortie_reply_free(read_script(app, resp, SORTIE_LUA_SIGNALS_LIST, 2, argv));
+}
+
+void sortie_api_admin_stats(struct sortie_app *app, struct sortie_req *req,
+                            struct sortie_resp *resp)
+{
+  (void)req;
+  const char *argv[] = {"", "", ""};
+  sortie_reply_free(read_script(app, resp, SORTIE_LUA_ADMIN_STATS, 3, argv));
 }
 
 void sortie_api_health(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)

@@ -60,7 +60,23 @@ void pd_end_of_turn(void)
     drained = 1;
 }
 
-static struct pd_timer t_sse, t_ws, t_limits, t_drain, t_trim;
+static struct pd_timer t_sse, t_ws, t_limits, t_drain, t_trim, t_admin;
+
+/* Worker 0 speaks for the daemon on the admin page every 5 s. */
+static void tick_admin(struct pd_timer *t)
+{
+  if (pd_redis_cmd_up()) {
+    struct sortie_buf b = {0};
+    char name[96];
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    snprintf(name, sizeof name, "%s:%d", host, pd_cfg->push_port);
+    pd_stats_connections(&b);
+    pd_redis_admin_stats(b.base, name);
+    sortie_buf_free(&b);
+  }
+  pd_timer_arm(t, 5000);
+}
 
 /* Connection set-up borrows memory that is freed right after (libmicrohttpd's
  * per-connection pool, the response head): give it back to the system every
@@ -168,6 +184,10 @@ static int worker(int id)
   pd_timer_arm(&t_limits, 60000);
   t_trim.cb = tick_trim;
   pd_timer_arm(&t_trim, 5000);
+  if (id == 0) {
+    t_admin.cb = tick_admin;
+    pd_timer_arm(&t_admin, 1000);
+  }
   LOG_INFO("pushd", "worker %d listening on %s:%d", id, pd_cfg->push_listen, pd_cfg->push_port);
 
   pd_loop_run(&pd_stopping);

@@ -91,6 +91,15 @@ void pd_stats_health(struct sortie_buf *out, int *ok)
                     (unsigned long long)((pd_wall_ms() - pd_started_ms) / 1000), SORTIE_VERSION);
 }
 
+void pd_stats_connections(struct sortie_buf *out)
+{
+  struct pd_stats t;
+  int up;
+  total(&t, &up);
+  sortie_buf_printf(out, "{\"sse\":%u,\"ws\":%u,\"poll\":%u}", t.conns[PD_SSE], t.conns[PD_WS],
+                    t.conns[PD_POLL]);
+}
+
 void pd_stats_metrics(struct sortie_buf *o)
 {
   struct pd_stats t;

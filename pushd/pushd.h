@@ -292,6 +292,11 @@ int pd_redis_sync(void (*cb)(void *ud, int ok), void *ud);
 int pd_redis_conns(const char *op, const char *user, const char *conn_id, pd_conn_cb *cb,
                    void *ud);
 
+/** Publishes this daemon's admin_stats on `admin` (lib/lua/admin_stats.lua). */
+void pd_redis_admin_stats(const char *connections_json, const char *daemon);
+/** A line on the admin page's system log. */
+void pd_redis_syslog(const char *level, const char *message);
+
 /* ---------------------------------------------------------------- http.c */
 
 int pd_http_start(const struct sortie_cfg *cfg, int listen_fd);
@@ -361,6 +366,8 @@ void pd_stats_latency(uint64_t ms);
 /** Renders /metrics and /health from all workers' slots. */
 void pd_stats_metrics(struct sortie_buf *out);
 void pd_stats_health(struct sortie_buf *out, int *ok);
+/** {"sse":n,"ws":n,"poll":n} for the whole daemon. */
+void pd_stats_connections(struct sortie_buf *out);
 extern uint64_t pd_started_ms;
 
 /* ---------------------------------------------------------------- main.c */

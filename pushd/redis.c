@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 struct rconn {
   const char *name;
@@ -171,8 +172,16 @@ static void on_connect(const redisAsyncContext *cac, int status)
     const char *av[] = {"SELECT", db};
     redisAsyncCommandArgv(ac, on_auth, NULL, 2, av, NULL);
   }
-  if (r->backoff)
+  if (r->backoff) {
     pd_stats_self()->redis_reconnects++;
+    if (r == &cmd_c) {
+      char m[128];
+      snprintf(m, sizeof m, "worker %d (pid %d) connected to Redis again", pd_worker_id,
+               (int)getpid());
+      r->ready = 1; /* the log line goes out on this connection */
+      pd_redis_syslog("warn", m);
+    }
+  }
   r->backoff = 0;
   r->ready = 1;
   pd_stats_self()->redis_up = sub_c.ready && cmd_c.ready;
@@ -550,6 +559,35 @@ int pd_redis_conns(const char *op, const char *user, const char *conn_id, pd_con
     return -1;
   }
   return 0;
+}
+
+static void fire_and_forget_done(struct script_req *q, redisReply *r)
+{
+  (void)q;
+  (void)r;
+}
+
+/* Runs a script whose answer nobody waits for. */
+static void fire_and_forget(enum sortie_lua lua, int n, const char *const *args)
+{
+  struct script_req *q = req_new(lua, n);
+  for (int i = 0; i < n; i++)
+    req_arg(q, i, args[i]);
+  q->done = fire_and_forget_done;
+  if (script_send(q) < 0)
+    req_free(q);
+}
+
+void pd_redis_admin_stats(const char *connections_json, const char *daemon)
+{
+  const char *args[] = {connections_json, daemon, "publish"};
+  fire_and_forget(SORTIE_LUA_ADMIN_STATS, 3, args);
+}
+
+void pd_redis_syslog(const char *level, const char *message)
+{
+  const char *args[] = {level, "pushd", message};
+  fire_and_forget(SORTIE_LUA_SYSLOG, 3, args);
 }
 
 int pd_redis_start(const struct sortie_cfg *c)

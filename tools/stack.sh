@@ -60,6 +60,7 @@ stop_pid() {
 
 do_stop() {
   [ -d "$RUN" ] || { say "nothing running in $RUN"; return 0; }
+  stop_pid "$RUN/feed.pid"
   stop_pid "$RUN/apache/httpd.pid"
   stop_pid "$RUN/pushd.pid"
   stop_pid "$RUN/api.pid"
@@ -152,6 +153,10 @@ do_start() {
   start_apache
   if [ "${SORTIE_NO_DEMO:-0}" != 1 ]; then
     BUILD="$BUILD" PORT="$PORT" SORTIE_CONF="$RUN/sortie.conf" sh "$here/tools/demo.sh" > "$RUN/demo.txt"
+    # the demo market feed: prices move on the page
+    BUILD="$BUILD" PORT="$PORT" SORTIE_CONF="$RUN/sortie.conf" \
+      setsid sh "$here/tools/demo-feed.sh" </dev/null >>"$RUN/log/feed.log" 2>&1 &
+    echo $! > "$RUN/feed.pid"
   fi
 }
 

@@ -166,6 +166,11 @@ local function emit(channel, etype, data_json)
   return id
 end
 
+-- A line on the admin page's system log.
+local function syslog(level, source, message)
+  emit('admin', 'system_log', cjson.encode({level = level, source = source, message = message}))
+end
+
 local function utc_day(ms)
   return math.floor(ms / 86400000)
 end

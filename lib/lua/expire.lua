@@ -21,4 +21,5 @@ redis.call('ZREM', P .. 'active', sid)
 redis.call('ZADD', P .. 'ended', now_s, sid)
 emit('mission:' .. sid, 'mission_status_update',
   cjson.encode({signal_id = sid, status = 'EXPIRED', ended_at = now_s}))
+syslog('info', 'expire', 'signal ' .. sid .. ' expired')
 return {1}

@@ -76,6 +76,9 @@ else
 end
 redis.call('HINCRBY', ukey, 'total_trades', 1)
 redis.call('ZADD', P .. 'rank', 'NX', 0, uid)
+local fkey_min = P .. 'stats:fires:' .. math.floor(now / 60000)
+redis.call('INCR', fkey_min)
+redis.call('EXPIRE', fkey_min, 600)
 
 local stats = user_stats(uid, now)
 local body = cjson.encode({trade_id = tid, signal_id = sid, user_id = uid, fire_count = count,

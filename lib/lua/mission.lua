@@ -8,6 +8,13 @@ if not view then
 end
 local tid = redis.call('HGET', P .. 'signal:' .. sid .. ':fired', uid)
 local stats = user_stats(uid, now)
+-- where this snapshot stands in the event stream: a client that follows the
+-- mission from this cursor misses nothing and counts nothing twice
+local cursor = redis.call('GET', P .. 'lastid')
+if not cursor then
+  redis.call('SET', P .. 'lastid', string.format('%d-0', now), 'NX')
+  cursor = redis.call('GET', P .. 'lastid')
+end
 return {200, cjson.encode({signal = view, status = view.status, seconds_left = view.seconds_left,
   fire_count = view.fire_count, fired = tid ~= false, trade_id = tid or cjson.null,
-  stats = stats, server_time = math.floor(now / 1000)})}
+  user_id = uid, stats = stats, server_time = math.floor(now / 1000), cursor = cursor})}

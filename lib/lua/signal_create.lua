@@ -35,4 +35,6 @@ redis.call('ZADD', P .. 'signals', now_s, sid)
 local view = signal_view(sid, now)
 local body = cjson.encode(view)
 emit('signals', 'signal_created', body)
+syslog('info', 'api', 'signal ' .. sid .. ' (' .. ARGV[5] .. ' ' .. ARGV[6] .. ') created by ' ..
+  ARGV[14])
 return {201, body}

@@ -1,0 +1,287 @@
+/* Sortie live connection: WebSocket first, then Server-Sent Events, then
+ * long-poll (all through sortie-pushd under /push/), then plain REST polling
+ * (GET /api/events through Apache) — with exponential backoff and jitter, and
+ * a resume from the last event id on every reconnect, so nothing is missed or
+ * counted twice. Plain JavaScript, no framework, no build step; loaded from
+ * the page (the Content-Security-Policy allows no inline script).
+ *
+ *   const live = SortieLive.connect({
+ *     channels: ["mission:sig_1", "user:alice"],
+ *     token,                       // or null: the sortie_token cookie is used
+ *     onEvent(envelope) {},        // each event, once, in order
+ *     onReset(channel) {},         // history lost: refetch state over REST
+ *     onStatus(state, transport) {}// "live" | "reconnecting" | "offline"
+ *   });
+ *   live.close();
+ */
+(function (global) {
+  "use strict";
+
+  var ORDER = ["websocket", "sse", "longpoll", "polling"];
+  var BACKOFF_MIN = 500, BACKOFF_MAX = 15000;
+
+  /* Event ids are "<ms>-<seq>", global and increasing: compare as numbers. */
+  function idCmp(a, b) {
+    var pa = a.split("-"), pb = b.split("-");
+    var ma = Number(pa[0]), mb = Number(pb[0]);
+    if (ma !== mb) return ma < mb ? -1 : 1;
+    var sa = Number(pa[1]), sb = Number(pb[1]);
+    return sa < sb ? -1 : sa > sb ? 1 : 0;
+  }
+
+  function jitter(ms) {
+    return Math.round(ms / 2 + Math.random() * ms / 2);
+  }
+
+  function wsUrl(path) {
+    var l = global.location;
+    return (l.protocol === "https:" ? "wss://" : "ws://") + l.host + path;
+  }
+
+  function connect(opts) {
+    var self = {
+      cursor: opts.cursor || null, // the id of the last event handed over
+      transport: null,
+      state: "reconnecting",
+      closed: false
+    };
+    var level = 0;          // index in ORDER currently tried
+    var failures = 0;       // consecutive failures at this level
+    var attempt = 0;        // for the backoff
+    var current = null;     // {stop()} of the running transport
+    var timer = null, upgradeTimer = null;
+    var blocked = opts.blocked || {}; // transports to skip (tests, settings)
+
+    function tokenQuery(sep) {
+      return opts.token ? sep + "token=" + encodeURIComponent(opts.token) : "";
+    }
+
+    function setStatus(state, transport) {
+      if (self.state === state && self.transport === transport) return;
+      self.state = state;
+      self.transport = transport;
+      if (opts.onStatus) opts.onStatus(state, transport);
+    }
+
+    /* An envelope from any transport: once, in order. */
+    function handle(env) {
+      if (!env || typeof env !== "object") return;
+      if (env.type === "reset") {
+        if (opts.onReset) opts.onReset(env.channel);
+        return;
+      }
+      if (!env.id) return;
+      if (self.cursor && idCmp(env.id, self.cursor) <= 0) return; // seen
+      self.cursor = env.id;
+      if (opts.onEvent) opts.onEvent(env);
+    }
+
+    function moveCursor(c) {
+      if (c && (!self.cursor || idCmp(c, self.cursor) > 0)) self.cursor = c;
+    }
+
+    /* A transport reached the live state. */
+    function up(name) {
+      failures = 0;
+      attempt = 0;
+      setStatus(name === "polling" ? "reconnecting" : "live", name);
+      if (name !== "websocket") scheduleUpgrade();
+    }
+
+    /* A transport ended or could not start. */
+    function down(name, wasUp) {
+      if (self.closed) return;
+      current = null;
+      if (!wasUp) failures++;
+      // two failures in a row before ever being live: try the next transport
+      if (failures >= 2) {
+        failures = 0;
+        attempt = 0; // a new transport starts with a short wait
+        level = nextLevel(level);
+      }
+      var polling = ORDER[level] === "polling";
+      setStatus(navigator.onLine === false ? "offline" : "reconnecting", polling ? "polling" : name);
+      var delay = Math.min(BACKOFF_MAX, BACKOFF_MIN * Math.pow(2, attempt++));
+      clearTimeout(timer);
+      timer = setTimeout(start, jitter(delay));
+    }
+
+    function nextLevel(l) {
+      for (var i = l + 1; i < ORDER.length; i++)
+        if (!blocked[ORDER[i]]) return i;
+      return ORDER.length - 1;
+    }
+
+    /* While on a fallback, try WebSocket again from time to time. */
+    function scheduleUpgrade() {
+      clearTimeout(upgradeTimer);
+      upgradeTimer = setTimeout(function () {
+        if (self.closed || ORDER[level] === "websocket" || blocked.websocket) return;
+        probeWebSocket();
+      }, jitter(20000));
+    }
+
+    function probeWebSocket() {
+      var ws;
+      try { ws = new WebSocket(wsUrl("/push/ws" + tokenQuery("?"))); } catch (e) { scheduleUpgrade(); return; }
+      var ok = false;
+      var t = setTimeout(function () { try { ws.close(); } catch (e) {} }, 5000);
+      ws.onmessage = function () {
+        if (ok) return;
+        ok = true;
+        clearTimeout(t);
+        ws.onclose = null;
+        ws.close();
+        // the daemon is back: switch over (the resume covers the switch)
+        if (current) current.stop();
+        level = 0;
+        failures = 0;
+        attempt = 0;
+        start();
+      };
+      ws.onclose = function () { clearTimeout(t); scheduleUpgrade(); };
+    }
+
+    function start() {
+      if (self.closed) return;
+      while (blocked[ORDER[level]] && level < ORDER.length - 1) level++;
+      var name = ORDER[level];
+      setStatus(self.state === "live" ? "reconnecting" : self.state, name);
+      current = ({ websocket: startWs, sse: startSse, longpoll: startLongPoll, polling: startPolling })[name]();
+    }
+
+    /* ---- WebSocket ---- */
+    function startWs() {
+      var ws, live = false, stopped = false;
+      try { ws = new WebSocket(wsUrl("/push/ws" + tokenQuery("?"))); } catch (e) {
+        setTimeout(function () { down("websocket", false); }, 0);
+        return { stop: function () {} };
+      }
+      var guard = setTimeout(function () { if (!live) ws.close(); }, 8000);
+      ws.onmessage = function (m) {
+        var msg;
+        try { msg = JSON.parse(m.data); } catch (e) { return; }
+        if (msg.type === "connection_status") {
+          var sub = { action: "subscribe", channels: opts.channels };
+          if (self.cursor) sub.since = self.cursor;
+          ws.send(JSON.stringify(sub));
+          return;
+        }
+        if (msg.type === "subscribed") {
+          if (!live) { live = true; clearTimeout(guard); up("websocket"); }
+          return;
+        }
+        if (msg.type === "pong" || msg.type === "unsubscribed") return;
+        if (msg.type === "error") {
+          if (opts.onError) opts.onError(msg);
+          return;
+        }
+        handle(msg);
+      };
+      ws.onclose = function () {
+        clearTimeout(guard);
+        if (!stopped) down("websocket", live);
+      };
+      return { stop: function () { stopped = true; clearTimeout(guard); ws.close(); } };
+    }
+
+    /* ---- Server-Sent Events ---- */
+    function startSse() {
+      var url = "/push/events?channels=" + encodeURIComponent(opts.channels.join(",")) +
+        tokenQuery("&") + (self.cursor ? "&cursor=" + encodeURIComponent(self.cursor) : "");
+      var es, live = false, stopped = false;
+      try { es = new EventSource(url); } catch (e) {
+        setTimeout(function () { down("sse", false); }, 0);
+        return { stop: function () {} };
+      }
+      var guard = setTimeout(function () { if (!live) { es.close(); down("sse", false); } }, 8000);
+      function onAny(e) {
+        if (!live) { live = true; clearTimeout(guard); up("sse"); }
+        if (!e || !e.data) return;
+        var env;
+        try { env = JSON.parse(e.data); } catch (x) { return; }
+        handle(env);
+      }
+      es.onopen = function () { if (!live) { live = true; clearTimeout(guard); up("sse"); } };
+      es.onmessage = onAny;
+      // named events: every type the page may get
+      (opts.types || []).concat(["reset"]).forEach(function (t) { es.addEventListener(t, onAny); });
+      es.onerror = function () {
+        // EventSource reconnects by itself with Last-Event-ID; we take over
+        // instead, to apply our own backoff and fallback
+        if (stopped) return;
+        es.close();
+        clearTimeout(guard);
+        down("sse", live);
+      };
+      return { stop: function () { stopped = true; clearTimeout(guard); es.close(); } };
+    }
+
+    /* ---- long-poll ---- */
+    function startLongPoll() {
+      var stopped = false, live = false, ctrl = null;
+      function once() {
+        if (stopped) return;
+        ctrl = new AbortController();
+        var url = "/push/poll?channels=" + encodeURIComponent(opts.channels.join(",")) +
+          "&timeout=25" + (self.cursor ? "&cursor=" + encodeURIComponent(self.cursor) : "");
+        fetch(url, { headers: authHeaders(), signal: ctrl.signal, credentials: "same-origin" })
+          .then(function (r) { if (!r.ok) throw new Error("poll " + r.status); return r.json(); })
+          .then(function (body) {
+            if (!live) { live = true; up("longpoll"); }
+            (body.events || []).forEach(handle);
+            moveCursor(body.cursor);
+            once();
+          })
+          .catch(function () { if (!stopped) down("longpoll", live); });
+      }
+      once();
+      return { stop: function () { stopped = true; if (ctrl) ctrl.abort(); } };
+    }
+
+    /* ---- REST polling (through Apache: works with the daemon down) ---- */
+    function startPolling() {
+      var stopped = false, live = false, t = null, ctrl = null;
+      function once() {
+        if (stopped) return;
+        ctrl = new AbortController();
+        var url = "/api/events?channels=" + encodeURIComponent(opts.channels.join(",")) +
+          (self.cursor ? "&cursor=" + encodeURIComponent(self.cursor) : "");
+        fetch(url, { headers: authHeaders(), signal: ctrl.signal, credentials: "same-origin" })
+          .then(function (r) { if (!r.ok) throw new Error("events " + r.status); return r.json(); })
+          .then(function (body) {
+            if (!live) { live = true; up("polling"); }
+            (body.events || []).forEach(handle);
+            moveCursor(body.cursor);
+            t = setTimeout(once, (body.events || []).length >= 100 ? 0 : 1000);
+          })
+          .catch(function () {
+            if (stopped) return;
+            setStatus("offline", "polling"); // not even the REST API answers
+            t = setTimeout(once, 3000);
+          });
+      }
+      once();
+      return { stop: function () { stopped = true; clearTimeout(t); if (ctrl) ctrl.abort(); } };
+    }
+
+    function authHeaders() {
+      return opts.token ? { Authorization: "Bearer " + opts.token } : {};
+    }
+
+    self.close = function () {
+      self.closed = true;
+      clearTimeout(timer);
+      clearTimeout(upgradeTimer);
+      if (current) current.stop();
+    };
+
+    global.addEventListener("online", function () {
+      if (self.state !== "live" && !self.closed) { clearTimeout(timer); attempt = 0; start(); }
+    });
+    start();
+    return self;
+  }
+
+  global.SortieLive = { connect: connect, idCmp: idCmp };
+})(window);
