@@ -63,7 +63,7 @@ fi
 
 if [ $want_browser = 1 ]; then
   here=$(cd "$(dirname "$0")/.." && pwd)
-  if [ ! -d "$here/tests/browser/node_modules/playwright-core" ]; then
+  if [ -f "$here/tests/browser/package.json" ] && [ ! -d "$here/tests/browser/node_modules/playwright-core" ]; then
     (cd "$here/tests/browser" && npm install --no-audit --no-fund --loglevel=error)
   fi
 fi
