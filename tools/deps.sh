@@ -5,7 +5,7 @@
 #
 #   tools/deps.sh            build + run + test packages
 #   tools/deps.sh --browser  also Chromium and playwright-core (browser tests)
-#   tools/deps.sh --bench    also the benchmark peers (nginx + nchan, wrk)
+#   tools/deps.sh --bench    also what the benchmarks need (wrk)
 set -eu
 
 PKGS="make gcc clang pkg-config libc6-dev
@@ -24,7 +24,7 @@ for a in "$@"; do
   esac
 done
 [ $want_browser = 1 ] && PKGS="$PKGS chromium nodejs npm"
-[ $want_bench = 1 ] && PKGS="$PKGS wrk nginx-light libnginx-mod-nchan"
+[ $want_bench = 1 ] && PKGS="$PKGS wrk procps"
 
 missing=""
 for p in $PKGS; do
