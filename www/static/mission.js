@@ -67,6 +67,7 @@
   function showCount(n) {
     state.count = n;
     text("fire-count", n);
+    text("fire-count-label", Number(n) === 1 ? "fire" : "fires");
   }
 
   function showStats(s) {
@@ -301,6 +302,7 @@
   /* ---- start ---- */
 
   text("expires", localTime(mission.expires_at));
+  showCount(mission.fire_count);
   $("expires").setAttribute("datetime", new Date(mission.expires_at * 1000).toISOString());
   $("fire").addEventListener("click", fire);
   setInterval(tick, 1000);
