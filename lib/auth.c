@@ -100,17 +100,6 @@ done:
   return rc;
 }
 
-static int unhex(char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Copies a token of `n` bytes, refusing anything but the base64url alphabet and
  * '.', so no header or log injection can ride along. */
 static int copy_token(const char *s, size_t n, char *out, size_t outsz, int pct_decode)
@@ -118,8 +107,8 @@ static int copy_token(const char *s, size_t n, char *out, size_t outsz, int pct_
   size_t o = 0;
   for (size_t i = 0; i < n; i++) {
     char ch = s[i];
-    if (pct_decode && ch == '%' && i + 2 < n && unhex(s[i + 1]) >= 0 && unhex(s[i + 2]) >= 0) {
-      ch = (char)(unhex(s[i + 1]) * 16 + unhex(s[i + 2]));
+    if (pct_decode && ch == '%' && i + 2 < n && sortie_unhex(s[i + 1]) >= 0 && sortie_unhex(s[i + 2]) >= 0) {
+      ch = (char)(sortie_unhex(s[i + 1]) * 16 + sortie_unhex(s[i + 2]));
       i += 2;
     }
     if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||

@@ -1,5 +1,6 @@
 /* FastCGI/CGI front: the request loop over libfcgi, and the pre-forked pool. */
 #include "fcgi.h"
+#include "master.h"
 #include "log.h"
 
 #include <errno.h>
@@ -9,9 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -125,34 +124,18 @@ static int open_listen(const char *spec, int mode)
   return fd;
 }
 
-static volatile sig_atomic_t got_child, got_hup;
+struct pool_ctx {
+  struct sortie_app *app;
+  int ok, sock;
+  const struct sortie_route *routes;
+  size_t n;
+};
 
-static void on_child(int sig)
+static int pool_worker(int i, void *ud)
 {
-  (void)sig;
-  got_child = 1;
-}
-
-static void on_hup(int sig)
-{
-  (void)sig;
-  got_hup = 1;
-}
-
-static pid_t spawn_worker(struct sortie_app *app, int ok, int sock,
-                          const struct sortie_route *routes, size_t n)
-{
-  pid_t pid = fork();
-  if (pid != 0)
-    return pid;
-  prctl(PR_SET_PDEATHSIG, SIGTERM); /* no orphaned workers if the master is killed */
-  signal(SIGCHLD, SIG_DFL);
-  signal(SIGHUP, SIG_DFL);
-  signal(SIGINT, SIG_IGN);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  _exit(fcgi_loop(app, ok, sock, routes, n));
+  (void)i;
+  struct pool_ctx *p = ud;
+  return fcgi_loop(p->app, p->ok, p->sock, p->routes, p->n);
 }
 
 static int pool(struct sortie_app *app, int ok, const char *spec, int workers, int mode,
@@ -171,92 +154,16 @@ static int pool(struct sortie_app *app, int ok, const char *spec, int workers, i
       fclose(f);
     }
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_term;
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-  sa.sa_handler = on_child;
-  sigaction(SIGCHLD, &sa, NULL);
-  sa.sa_handler = on_hup;
-  sigaction(SIGHUP, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
-
-  sigset_t block, old;
-  sigemptyset(&block);
-  sigaddset(&block, SIGTERM);
-  sigaddset(&block, SIGINT);
-  sigaddset(&block, SIGCHLD);
-  sigaddset(&block, SIGHUP);
-  sigprocmask(SIG_BLOCK, &block, &old);
-
-  pid_t *pids = calloc((size_t)workers, sizeof *pids);
-  time_t *born = calloc((size_t)workers, sizeof *born);
-  if (pids == NULL || born == NULL)
-    abort();
-  for (int i = 0; i < workers; i++) {
-    pids[i] = spawn_worker(app, ok, sock, routes, n);
-    born[i] = time(NULL);
-  }
   LOG_INFO("pool", "%s: %d workers on %s", name, workers, spec);
-  while (!stopping) {
-    sigsuspend(&old);
-    if (got_hup) {
-      got_hup = 0;
-      sortie_log_reopen();
-      for (int i = 0; i < workers; i++)
-        if (pids[i] > 0)
-          kill(pids[i], SIGTERM); /* each is replaced with a fresh one below */
-    }
-    got_child = 0;
-    int st;
-    pid_t p;
-    while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
-      for (int i = 0; i < workers; i++) {
-        if (pids[i] != p)
-          continue;
-        pids[i] = 0;
-        if (stopping)
-          break;
-        if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM) && time(NULL) - born[i] < 1) {
-          LOG_WARN("pool", "worker %d died at start; waiting 1 s before the next", (int)p);
-          sleep(1);
-        } else if (WIFSIGNALED(st) && WTERMSIG(st) != SIGTERM) {
-          LOG_ERROR("pool", "worker %d killed by signal %d; restarting it", (int)p, WTERMSIG(st));
-        }
-        pids[i] = spawn_worker(app, ok, sock, routes, n);
-        born[i] = time(NULL);
-      }
-    }
-  }
-  for (int i = 0; i < workers; i++)
-    if (pids[i] > 0)
-      kill(pids[i], SIGTERM);
-  /* connections still queued get served by nobody: give running requests up to
-   * 5 s, then insist */
-  for (int waited = 0; waited < 50; waited++) {
-    int alive = 0;
-    for (int i = 0; i < workers; i++) {
-      if (pids[i] > 0 && waitpid(pids[i], NULL, WNOHANG) == pids[i])
-        pids[i] = 0;
-      alive += pids[i] > 0;
-    }
-    if (!alive)
-      break;
-    usleep(100000);
-  }
-  for (int i = 0; i < workers; i++)
-    if (pids[i] > 0) {
-      kill(pids[i], SIGKILL);
-      waitpid(pids[i], NULL, 0);
-    }
+  struct pool_ctx ctx = {app, ok, sock, routes, n};
+  /* workers hold no state: SIGHUP replaces them (and so reopens their logs) */
+  struct sortie_master m = {workers, "pool", 1, pool_worker, &ctx};
+  sortie_master_run(&m);
   close(sock);
   if (spec[0] == '/' || spec[0] == '.')
     unlink(spec);
   if (pidfile)
     unlink(pidfile);
-  free(pids);
-  free(born);
   LOG_INFO("pool", "%s: stopped", name);
   return 0;
 }

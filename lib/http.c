@@ -221,17 +221,6 @@ int sortie_etag_match(const char *inm, const char *etag)
   return 0;
 }
 
-static int unhex(char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Percent-decodes `n` bytes into out (size outsz, NUL-terminated). '+' is a space
  * only in query strings. -1 on bad escape, NUL byte or overflow. */
 static long pct_decode(const char *s, size_t n, char *out, size_t outsz, int plus)
@@ -242,7 +231,7 @@ static long pct_decode(const char *s, size_t n, char *out, size_t outsz, int plu
     if (c == '%') {
       if (i + 2 >= n)
         return -1;
-      int h = unhex(s[i + 1]), l = unhex(s[i + 2]);
+      int h = sortie_unhex(s[i + 1]), l = sortie_unhex(s[i + 2]);
       if (h < 0 || l < 0)
         return -1;
       c = (char)(h * 16 + l);

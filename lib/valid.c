@@ -137,6 +137,17 @@ int sortie_stream_id_cmp(const char *a, const char *b)
   return as < bs ? -1 : as > bs;
 }
 
+int sortie_unhex(char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
 int sortie_utf8_valid(const unsigned char *s, size_t len)
 {
   size_t i = 0;

@@ -45,6 +45,9 @@ int sortie_stream_id_parse(const char *s, size_t len, uint64_t *ms, uint64_t *se
 /** Compares two valid stream ids; <0, 0, >0. Invalid ids compare as 0-0. */
 int sortie_stream_id_cmp(const char *a, const char *b);
 
+/** The value of a hex digit, or -1. */
+int sortie_unhex(char c);
+
 /** 1 if `len` bytes at `s` are well-formed UTF-8 (RFC 3629: no overlong
  * forms, no surrogates, nothing above U+10FFFF). */
 int sortie_utf8_valid(const unsigned char *s, size_t len);

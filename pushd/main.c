@@ -10,6 +10,7 @@
  * told to go (WebSocket 1001, SSE "retry") and the workers exit; SIGHUP: logs
  * are reopened. */
 #include "pushd.h"
+#include "master.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,17 +19,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 struct sortie_cfg *pd_cfg;
 int pd_worker_id;
 volatile sig_atomic_t pd_stopping;
-static volatile sig_atomic_t got_hup, got_child, drained;
+static volatile sig_atomic_t got_hup, drained;
 
 static void on_term(int sig)
 {
@@ -40,12 +39,6 @@ static void on_hup(int sig)
 {
   (void)sig;
   got_hup = 1;
-}
-
-static void on_child(int sig)
-{
-  (void)sig;
-  got_child = 1;
 }
 
 void pd_end_of_turn(void)
@@ -146,24 +139,19 @@ static int listen_socket(const char *addr, int port)
   return fd;
 }
 
-static int worker(int id)
+static int run_worker(int id, void *ud)
 {
+  (void)ud;
   pd_worker_id = id;
   pd_stats_select(id);
   pd_stats_self()->pid = (uint32_t)getpid();
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_term;
   sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
   sa.sa_handler = on_hup;
   sigaction(SIGHUP, &sa, NULL);
-  signal(SIGCHLD, SIG_DFL);
   signal(SIGPIPE, SIG_IGN);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
 
   int fd = listen_socket(pd_cfg->push_listen, pd_cfg->push_port);
   if (fd < 0) {
@@ -272,92 +260,15 @@ int main(int argc, char **argv)
       fclose(f);
     }
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_term;
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-  sa.sa_handler = on_hup;
-  sigaction(SIGHUP, &sa, NULL);
-  sa.sa_handler = on_child;
-  sigaction(SIGCHLD, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
-  sigset_t block, old;
-  sigemptyset(&block);
-  sigaddset(&block, SIGTERM);
-  sigaddset(&block, SIGINT);
-  sigaddset(&block, SIGHUP);
-  sigaddset(&block, SIGCHLD);
-  sigprocmask(SIG_BLOCK, &block, &old);
-
-  int n = cfg.push_workers;
-  pid_t *pids = sortie_xcalloc((size_t)n, sizeof *pids);
-  time_t *born = sortie_xcalloc((size_t)n, sizeof *born);
-  for (int i = 0; i < n; i++) {
-    pids[i] = fork();
-    if (pids[i] == 0) {
-      close(probe);
-      _exit(worker(i));
-    }
-    born[i] = time(NULL);
-  }
   close(probe);
-  LOG_INFO("pushd", "sortie-pushd %s: %d workers on %s:%d", SORTIE_VERSION, n, cfg.push_listen,
-           cfg.push_port);
-  while (!pd_stopping) {
-    sigsuspend(&old);
-    if (got_hup) {
-      got_hup = 0;
-      sortie_log_reopen();
-      for (int i = 0; i < n; i++)
-        if (pids[i] > 0)
-          kill(pids[i], SIGHUP);
-    }
-    got_child = 0;
-    int st;
-    pid_t p;
-    while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
-      for (int i = 0; i < n; i++) {
-        if (pids[i] != p)
-          continue;
-        pids[i] = 0;
-        if (pd_stopping)
-          break;
-        LOG_ERROR("pushd", "worker %d (pid %d) ended (status %d); starting it again", i, (int)p,
-                  st);
-        if (time(NULL) - born[i] < 1)
-          sleep(1);
-        pids[i] = fork();
-        if (pids[i] == 0)
-          _exit(worker(i));
-        born[i] = time(NULL);
-      }
-    }
-  }
-  for (int i = 0; i < n; i++)
-    if (pids[i] > 0)
-      kill(pids[i], SIGTERM);
-  for (int waited = 0; waited < 50; waited++) {
-    int alive = 0;
-    for (int i = 0; i < n; i++) {
-      if (pids[i] > 0 && waitpid(pids[i], NULL, WNOHANG) == pids[i])
-        pids[i] = 0;
-      alive += pids[i] > 0;
-    }
-    if (!alive)
-      break;
-    usleep(100000);
-  }
-  for (int i = 0; i < n; i++)
-    if (pids[i] > 0) {
-      kill(pids[i], SIGKILL);
-      waitpid(pids[i], NULL, 0);
-    }
+  LOG_INFO("pushd", "sortie-pushd %s: %d workers on %s:%d", SORTIE_VERSION, cfg.push_workers,
+           cfg.push_listen, cfg.push_port);
+  /* workers hold connections: SIGHUP is passed on (they reopen their logs) */
+  struct sortie_master master = {cfg.push_workers, "pushd", 0, run_worker, NULL};
+  sortie_master_run(&master);
   if (pidfile)
     unlink(pidfile);
   LOG_INFO("pushd", "stopped");
-  free(pids);
-  free(born);
   sortie_cfg_free(&cfg);
   return 0;
 }
