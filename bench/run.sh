@@ -5,7 +5,7 @@
 #
 #   BUILD=build sh bench/run.sh [pushd|rest|all]
 #
-# Environment (defaults): BENCH_PORT=18480 (Apache; pushd +1, Redis +2),
+# Environment (defaults): BENCH_PORT=19480 (Apache; pushd +1, Redis +2),
 # BENCH_SECONDS=10 (per measurement), BENCH_IDLE=5000 (idle connections),
 # BENCH_WORKERS=2 (pushd workers), BENCH_OUT=bench/results (where the raw
 # output goes).
@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
 case "$BUILD" in /*) ;; *) BUILD="$here/$BUILD" ;; esac
 what=${1:-all}
-PORT=${BENCH_PORT:-18480}
+PORT=${BENCH_PORT:-19480}
 PUSH_PORT=$((PORT + 1))
 REDIS_PORT=$((PORT + 2))
 SECS=${BENCH_SECONDS:-10}
@@ -74,6 +74,7 @@ wait_conns_zero() {
 idle_memory() {
   local t=$1 before after fifo i ready per
   wait_conns_zero
+  sleep 6 # past the daemon's 5 s memory trim: a clean baseline
   before=$(pushd_rss)
   fifo="$RUN/idle.fifo"
   rm -f "$fifo"
@@ -111,7 +112,7 @@ fanout() {
   sent=$(echo "$pub" | sed 's/published=\([0-9]*\).*/\1/')
   expect=$((sent * n))
   local per=$((got / SECS))
-  say "fanout $t: $n subscribers x $rate events/s for ${SECS}s: expected $expect, received $got ($per deliveries/s), $(echo "$res" | sed 's/.*\(p50_ms=.*\)/\1/')"
+  say "fanout $t: $n subscribers x $rate events/s for ${SECS}s: expected $expect, received $got ($per deliveries/s), $(echo "$res" | sed 's/.*\(dead=[0-9]*\).*\(p50_ms=.*\)/\1 \2/')"
 }
 
 if [ "$what" = all ] || [ "$what" = pushd ]; then

@@ -557,6 +557,15 @@ void pd_jobs_on_cmd_up(void)
   jobs_retry();
 }
 
+/* Once a second: a job that could not be sent (its channels not yet
+ * subscribed, Redis busy or away) is tried again even if no event announced
+ * that it may go now. */
+void pd_jobs_tick(void)
+{
+  if (waiting_head && pd_redis_up() && pd_redis_cmd_up())
+    jobs_retry();
+}
+
 /* Redis is gone: every live subscription may miss events from now on, so each
  * client's live subscriptions go into a job that will read what was missed
  * once Redis is back. */

@@ -53,7 +53,13 @@ void pd_end_of_turn(void)
     drained = 1;
 }
 
-static struct pd_timer t_sse, t_ws, t_limits, t_drain, t_trim, t_admin;
+static struct pd_timer t_sse, t_ws, t_limits, t_drain, t_trim, t_admin, t_jobs;
+
+static void tick_jobs(struct pd_timer *t)
+{
+  pd_jobs_tick();
+  pd_timer_arm(t, 1000);
+}
 
 /* Worker 0 speaks for the daemon on the admin page every 5 s. */
 static void tick_admin(struct pd_timer *t)
@@ -172,6 +178,8 @@ static int run_worker(int id, void *ud)
   pd_timer_arm(&t_limits, 60000);
   t_trim.cb = tick_trim;
   pd_timer_arm(&t_trim, 5000);
+  t_jobs.cb = tick_jobs;
+  pd_timer_arm(&t_jobs, 1000);
   if (id == 0) {
     t_admin.cb = tick_admin;
     pd_timer_arm(&t_admin, 1000);

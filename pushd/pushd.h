@@ -257,6 +257,7 @@ void pd_channel_on_unsubscribed(const char *name, size_t nlen);
 void pd_channels_on_redis_down(void);
 void pd_channels_on_redis_up(void);
 void pd_jobs_on_cmd_up(void);
+void pd_jobs_tick(void);
 
 /* --------------------------------------------------------------- redis.c */
 

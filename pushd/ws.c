@@ -23,10 +23,61 @@
 
 /* ---- the transport ---- */
 
+/* A wslay context costs about 5 KiB (most of it its read buffer), and an idle
+ * subscriber sends nothing for minutes. So the context exists only while the
+ * client is in the middle of something: it is made when bytes arrive and
+ * freed as soon as they end on a frame boundary, outside a fragmented message,
+ * with nothing queued. To know where frames end, the bytes handed to wslay are
+ * followed here too: only the headers' lengths, flags and opcodes (wslay does
+ * all the checking). */
 struct ws_state {
-  wslay_event_context_ptr ctx;
-  uint8_t io_failed; /* the socket itself failed or ended (not a protocol error) */
+  wslay_event_context_ptr ctx; /* NULL while idle */
+  uint8_t io_failed;           /* the socket itself failed or ended */
+  uint8_t hlen;                /* header bytes of the next frame seen so far */
+  uint8_t in_message;          /* a fragmented data message is under way */
+  uint8_t hdr[14];
+  uint64_t left;               /* payload bytes of the current frame to come */
 };
+
+/* Follows `n` bytes of the client's stream (see above). */
+static void ws_scan(struct ws_state *st, const uint8_t *p, size_t n)
+{
+  while (n) {
+    if (st->left) {
+      uint64_t k = st->left < n ? st->left : n;
+      st->left -= k;
+      p += k;
+      n -= (size_t)k;
+      continue;
+    }
+    st->hdr[st->hlen++] = *p++;
+    n--;
+    if (st->hlen < 2)
+      continue;
+    unsigned len7 = st->hdr[1] & 0x7f;
+    size_t size = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((st->hdr[1] & 0x80) ? 4 : 0);
+    if (st->hlen < size)
+      continue;
+    uint64_t len = len7;
+    if (len7 == 126)
+      len = (uint64_t)st->hdr[2] << 8 | st->hdr[3];
+    if (len7 == 127) {
+      len = 0;
+      for (int i = 0; i < 8; i++)
+        len = len << 8 | st->hdr[2 + i];
+    }
+    unsigned opcode = st->hdr[0] & 0x0f, fin = st->hdr[0] & 0x80;
+    if (opcode < 8) /* control frames may come inside a message and end nothing */
+      st->in_message = !fin;
+    st->left = len;
+    st->hlen = 0;
+  }
+}
+
+static int ws_idle(const struct ws_state *st)
+{
+  return st->hlen == 0 && st->left == 0 && !st->in_message;
+}
 
 static void send_text(struct pd_client *c, const char *json, size_t len)
 {
@@ -36,17 +87,24 @@ static void send_text(struct pd_client *c, const char *json, size_t len)
   sortie_buf_free(&b);
 }
 
-/* Closes with a code: the close frame goes out after what is queued. */
+/* Closes with a code: the close frame goes out after what is queued, then
+ * the connection ends. */
 static void ws_close_code(struct pd_client *c, uint16_t code, const char *reason)
 {
-  struct ws_state *st = c->tp_state;
-  if (st && st->ctx && !wslay_event_get_close_sent(st->ctx)) {
-    wslay_event_queue_close(st->ctx, code, (const uint8_t *)reason, strlen(reason));
-    wslay_event_send(st->ctx);
-  }
+  if (c->close_after_flush || c->closing)
+    return;
+  char payload[125];
+  size_t rl = strlen(reason);
+  if (rl > sizeof payload - 2)
+    rl = sizeof payload - 2;
+  payload[0] = (char)(code >> 8);
+  payload[1] = (char)(code & 0xff);
+  memcpy(payload + 2, reason, rl);
+  struct sortie_buf b = {0};
+  pd_ws_frame(&b, 8, payload, rl + 2);
+  pd_client_send_copy(c, b.base, b.len);
+  sortie_buf_free(&b);
   c->close_after_flush = 1;
-  if (c->qlen == 0)
-    pd_client_close(c, reason);
 }
 
 static void send_error(struct pd_client *c, const char *code, const char *fmt, ...)
@@ -263,13 +321,15 @@ static void on_text(struct pd_client *c, const uint8_t *p, size_t len)
   json_object_put(msg);
 }
 
-static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *ud)
+static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                       void *ud)
 {
   (void)flags;
   struct pd_client *c = ud;
   ssize_t n = read(c->io.fd, buf, len);
   if (n > 0) {
     c->last_rx = pd_now();
+    ws_scan(c->tp_state, buf, (size_t)n);
     return n;
   }
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
@@ -310,9 +370,28 @@ static void cb_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     ws_close_code(c, 1003, "binary messages are not supported");
 }
 
+static void ws_ctx_new(struct pd_client *c, struct ws_state *st)
+{
+  static const struct wslay_event_callbacks cbs = {cb_recv, cb_send, NULL, NULL, NULL, NULL,
+                                                   cb_msg};
+  if (wslay_event_context_server_init(&st->ctx, &cbs, c) != 0)
+    abort(); /* out of memory: the project's policy */
+  wslay_event_config_set_max_recv_msg_length(st->ctx, (uint64_t)pd_cfg->push_max_message);
+}
+
 static void ws_readable(struct pd_client *c)
 {
   struct ws_state *st = c->tp_state;
+  if (c->close_after_flush) {
+    /* closing: what the peer still sends is read and dropped */
+    char sink[4096];
+    ssize_t n = read(c->io.fd, sink, sizeof sink);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+      pd_client_close(c, "peer closed");
+    return;
+  }
+  if (st->ctx == NULL)
+    ws_ctx_new(c, st);
   int rc = wslay_event_recv(st->ctx);
   if (c->closing)
     return;
@@ -322,13 +401,8 @@ static void ws_readable(struct pd_client *c)
       return;
     }
     /* a frame wslay cannot accept (a fragmented or oversized control frame,
-     * say): close 1002, written by us since wslay has stopped */
-    static const char reason[] = "\x03\xea" "protocol error";
-    struct sortie_buf b = {0};
-    pd_ws_frame(&b, 8, reason, sizeof reason - 1);
-    pd_client_send_copy(c, b.base, b.len);
-    sortie_buf_free(&b);
-    c->close_after_flush = 1;
+     * say): close 1002 */
+    ws_close_code(c, 1002, "protocol error");
     return;
   }
   wslay_event_send(st->ctx); /* pong, or the close reply / protocol error close */
@@ -340,6 +414,11 @@ static void ws_readable(struct pd_client *c)
       pd_client_close(c, "closed");
   } else if (!wslay_event_get_read_enabled(st->ctx)) {
     pd_client_close(c, "peer stopped");
+  } else if (ws_idle(st) && wslay_event_get_queued_msg_count(st->ctx) == 0 &&
+             !c->close_after_flush) {
+    /* nothing under way: give the context back until the client speaks */
+    wslay_event_context_free(st->ctx);
+    st->ctx = NULL;
   }
 }
 
@@ -347,7 +426,8 @@ static void ws_destroy(struct pd_client *c)
 {
   struct ws_state *st = c->tp_state;
   if (st) {
-    wslay_event_context_free(st->ctx);
+    if (st->ctx)
+      wslay_event_context_free(st->ctx);
     free(st);
   }
   c->tp_state = NULL;
@@ -368,12 +448,7 @@ struct pd_client *pd_ws_start(int fd, const struct sortie_identity *who, const c
 {
   struct pd_client *c = pd_client_new(&pd_ws_transport, fd, who);
   struct ws_state *st = sortie_xcalloc(1, sizeof *st);
-  static const struct wslay_event_callbacks cbs = {cb_recv, cb_send, NULL, NULL, NULL, NULL,
-                                                   cb_msg};
-  if (wslay_event_context_server_init(&st->ctx, &cbs, c) != 0)
-    abort(); /* out of memory: the project's policy */
-  wslay_event_config_set_max_recv_msg_length(st->ctx, (uint64_t)pd_cfg->push_max_message);
-  c->tp_state = st;
+  c->tp_state = st; /* the wslay context comes with the client's first bytes */
   struct sortie_buf h = {0};
   sortie_buf_printf(&h, "HTTP/1.1 101 Switching Protocols\r\n"
                         "Upgrade: websocket\r\n"

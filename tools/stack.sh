@@ -44,16 +44,25 @@ wait_for() {
   return 0
 }
 
-# kills the process in pidfile $1 (TERM, then KILL after 5 s) and waits for it
+# kills the process in pidfile $1 (TERM, then KILL after 5 s) and waits for
+# it; then whatever is left of its process group (each server here leads its
+# own group: an orphaned child, like mod_fcgid's process manager, would keep
+# the port)
 stop_pid() {
   f=$1
   [ -f "$f" ] || return 0
   p=$(cat "$f")
+  pg=$(ps -o pgid= -p "$p" 2>/dev/null | tr -d ' ')
   if kill -0 "$p" 2>/dev/null; then
     kill -TERM "$p" 2>/dev/null || true
     n=0
     while kill -0 "$p" 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
     kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
+  fi
+  if [ "$pg" = "$p" ] && pgrep -g "$pg" >/dev/null 2>&1; then
+    kill -TERM -- "-$pg" 2>/dev/null || true
+    sleep 0.5
+    kill -KILL -- "-$pg" 2>/dev/null || true
   fi
   rm -f "$f"
 }
