@@ -17,9 +17,15 @@ local P = ARGV[1]
 local HISTORY_MAXLEN = ARGV[2]
 local EQUITY_START = ARGV[3]
 
+-- The Redis clock in ms, read once per script: a script runs atomically, so
+-- one reading stands for all of it.
+local clock_ms
 local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if clock_ms == nil then
+    local t = redis.call('TIME')
+    clock_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return clock_ms
 end
 
 local function fail(status, slug, detail, extra)
@@ -124,8 +130,7 @@ end
 -- lost). lastid is read once per script and written at every event.
 local last_ms, last_seq
 local function next_id(prev)
-  local t = redis.call('TIME')
-  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local ms = now_ms()
   if last_ms == nil then
     last_ms, last_seq = 0, -1
     local last = redis.call('GET', P .. 'lastid')
