@@ -1,0 +1,136 @@
+// The mission page shows the briefing exactly as created, counts down, and goes LIVE over WebSocket.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startWorld, launchBrowser, newPage, waitLive, textOf, waitText } from './world.mjs';
+
+// "1h 02m 03s" | "02m 03s" | "03s" -> seconds
+function seconds(countdown) {
+  const m = /^(?:(\d+)h )?(?:(\d+)m )?(\d+)s$/.exec(countdown);
+  assert.ok(m, `countdown "${countdown}" is not like "59m 58s"`);
+  return Number(m[1] || 0) * 3600 + Number(m[2] || 0) * 60 + Number(m[3]);
+}
+
+describe('the mission page', { timeout: 120_000 }, () => {
+  let world, browser;
+  before(async () => {
+    world = await startWorld();
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close().catch(() => {});
+    await world?.stop();
+  });
+
+  test('shows symbol, direction, levels, title and briefing exactly as created', async () => {
+    const sig = await world.createSignal({
+      symbol: 'EURUSD', direction: 'SELL', entry: '1.0850', stop_loss: '1.0900',
+      take_profit: '1.0700', title: 'Fade the ECB spike', briefing: 'Short the retest.\nStop above the high.',
+    });
+    const page = await newPage(browser);
+    await page.goto(world.missionUrl(sig.id, world.token('ann')));
+    assert.equal(await textOf(page, '.symbol'), 'EURUSD');
+    assert.equal(await textOf(page, '.direction'), 'SELL');
+    assert.match(await page.getAttribute('.direction', 'class'), /\bdirection-sell\b/);
+    assert.equal(await textOf(page, '#entry'), '1.0850');
+    assert.equal(await textOf(page, '#stop-loss'), '1.0900');
+    assert.equal(await textOf(page, '#take-profit'), '1.0700');
+    assert.equal(await textOf(page, '.title'), 'Fade the ECB spike');
+    assert.equal(await page.textContent('#briefing'), 'Short the retest.\nStop above the high.');
+    assert.equal(await textOf(page, '#status'), 'ACTIVE');
+    assert.match(await page.title(), /^EURUSD SELL · Fade the ECB spike/);
+    await page.context().close();
+  });
+
+  test('the countdown ticks down from the signal\'s ttl', async () => {
+    const sig = await world.createSignal({ ttl: 3600 });
+    const page = await newPage(browser);
+    await page.goto(world.missionUrl(sig.id, world.token('ben')));
+    await page.waitForFunction(() => /\d+s$/.test(document.getElementById('countdown').textContent));
+    const first = seconds(await textOf(page, '#countdown'));
+    assert.ok(first <= 3600 && first >= 3590, `countdown starts at ${first} s, not about 3600 s`);
+    await page.waitForTimeout(2200);
+    const later = seconds(await textOf(page, '#countdown'));
+    assert.ok(later <= first - 1 && later >= first - 4, `countdown went from ${first} s to ${later} s in 2.2 s`);
+    await page.context().close();
+  });
+
+  test('the badge reaches LIVE over WebSocket', async () => {
+    const sig = await world.createSignal();
+    const page = await newPage(browser);
+    await page.goto(world.missionUrl(sig.id, world.token('cat')));
+    await waitLive(page, 'websocket');
+    assert.equal(await textOf(page, '#badge-state'), 'LIVE');
+    assert.equal(await textOf(page, '#badge-transport'), 'WebSocket');
+    assert.equal(await page.evaluate(() => window.sortieLive.transport), 'websocket');
+    assert.equal(await page.evaluate(() => window.sortieLive.state), 'live');
+    await page.context().close();
+  });
+
+  test('a ?token= is taken out of the address bar and kept for a reload', async () => {
+    const sig = await world.createSignal();
+    const page = await newPage(browser);
+    await page.goto(world.missionUrl(sig.id, world.token('dan'), 'x=1'));
+    await waitText(page, '#stat-trades-today', '0');
+    const url = new URL(page.url());
+    assert.equal(url.searchParams.get('token'), null, `the token is still in ${page.url()}`);
+    assert.equal(url.searchParams.get('x'), '1', 'other query parameters stay');
+    await page.reload();
+    await waitText(page, '#stat-trades-today', '0');
+    await waitLive(page, 'websocket');
+    assert.equal(await page.getAttribute('#fire', 'data-state'), 'idle');
+    await page.context().close();
+  });
+
+  test('the sortie_token cookie alone signs the page in', async () => {
+    const sig = await world.createSignal();
+    const page = await newPage(browser);
+    await page.context().addCookies([{ name: 'sortie_token', value: world.token('eve'), url: world.base }]);
+    await page.goto(`${world.base}/mission/${sig.id}`);
+    await waitText(page, '#stat-trades-today', '0');
+    await waitLive(page, 'websocket');
+    assert.equal(await page.getAttribute('#fire', 'data-state'), 'idle');
+    assert.equal(await page.isDisabled('#fire'), false);
+    await page.context().close();
+  });
+
+  test('without a token FIRE asks to sign in and is disabled', async () => {
+    const sig = await world.createSignal();
+    const page = await newPage(browser);
+    await page.goto(`${world.base}/mission/${sig.id}`);
+    await page.waitForSelector('#fire[data-state="signin"]');
+    assert.equal(await page.isDisabled('#fire'), true);
+    assert.match(await textOf(page, '#fire-message'), /sign in/i);
+    assert.match(await textOf(page, '#stats-message'), /sign in/i);
+    await page.context().close();
+  });
+
+  test('the countdown turns the page to EXPIRED at zero', async () => {
+    const sig = await world.createSignal({ ttl: 3 });
+    const page = await newPage(browser);
+    await page.goto(world.missionUrl(sig.id, world.token('fay')));
+    await page.waitForSelector('#fire[data-state="idle"]');
+    await waitText(page, '#status', 'EXPIRED', 8000);
+    assert.equal(await textOf(page, '#countdown'), 'expired');
+    assert.equal(await page.getAttribute('#fire', 'data-state'), 'expired');
+    assert.equal(await textOf(page, '#fire-label'), 'EXPIRED');
+    assert.equal(await page.isDisabled('#fire'), true);
+    assert.equal(await page.getAttribute('body', 'data-status'), 'EXPIRED');
+    await page.context().close();
+  });
+
+  test('the expiry job\'s mission_status_update turns an open page to EXPIRED', async () => {
+    const sig = await world.createSignal({ ttl: 2 });
+    const page = await newPage(browser);
+    // the page's clock stands still: only the event can expire it
+    await page.clock.setFixedTime(new Date());
+    await page.goto(world.missionUrl(sig.id, world.token('gil')));
+    await waitLive(page, 'websocket');
+    await page.waitForTimeout(2500);
+    assert.equal(await textOf(page, '#status'), 'ACTIVE');
+    world.expire();
+    await waitText(page, '#status', 'EXPIRED', 3000);
+    assert.equal(await page.getAttribute('#fire', 'data-state'), 'expired');
+    assert.equal(await page.isDisabled('#fire'), true);
+    await page.context().close();
+  });
+});
