@@ -52,7 +52,7 @@ INT_SRC   = $(wildcard tests/integration/test_*.c)
 INT_BINS  = $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INT_SRC))
 HARNESS_OBJ = $(BUILD)/tests/harness.o $(BUILD)/tests/pushclient.o
 
-.PHONY: all deps run start stop test san clean install help tests bench
+.PHONY: all deps run start stop test san clean install help tests bench screenshots
 all: $(PROGRAMS)
 
 help:
@@ -144,6 +144,10 @@ san:
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	  LDFLAGS="-fsanitize=address,undefined"
 	@BUILD=build-san SORTIE_SAN=1 sh tests/run.sh
+
+# the README's screenshots, from a live page in Chromium
+screenshots: all
+	@SORTIE_SCREENSHOTS_DIR=docs/img BUILD=$(BUILD) sh tests/browser/run.sh screenshots
 
 # ---- the stack ----
 run: deps all

@@ -1,11 +1,16 @@
-// Screenshots of a live mission page (price, fires, stats) for the docs: docs/img/mission-{desktop,phone}.png.
+// Screenshots of a live mission page (price, fires, stats): docs/img/mission-{desktop,phone}.png with `make screenshots`.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { repo, startWorld, launchBrowser, newPage, waitLive, textOf, waitText } from './world.mjs';
 
-const IMG = join(repo, 'docs/img');
+// docs/img when asked (make screenshots); otherwise a temp folder, so that a
+// test run leaves the working tree as it was
+const IMG = process.env.SORTIE_SCREENSHOTS_DIR
+  ? join(repo, process.env.SORTIE_SCREENSHOTS_DIR)
+  : join(process.env.SORTIE_TEST_TMP || tmpdir(), 'img');
 
 // width and height of a PNG, from its IHDR chunk
 function pngSize(file) {

@@ -223,8 +223,11 @@
       function once() {
         if (stopped) return;
         ctrl = new AbortController();
+        // the first request answers at once (timeout=0): the daemon is there,
+        // and what was missed comes with it; then each one waits up to 25 s
         var url = "/push/poll?channels=" + encodeURIComponent(opts.channels.join(",")) +
-          "&timeout=25" + (self.cursor ? "&cursor=" + encodeURIComponent(self.cursor) : "");
+          "&timeout=" + (live ? 25 : 0) +
+          (self.cursor ? "&cursor=" + encodeURIComponent(self.cursor) : "");
         fetch(url, { headers: authHeaders(), signal: ctrl.signal, credentials: "same-origin" })
           .then(function (r) { if (!r.ok) throw new Error("poll " + r.status); return r.json(); })
           .then(function (body) {
@@ -241,7 +244,7 @@
 
     /* ---- REST polling (through Apache: works with the daemon down) ---- */
     function startPolling() {
-      var stopped = false, live = false, t = null, ctrl = null;
+      var stopped = false, live = false, t = null, ctrl = null, fails = 0;
       function once() {
         if (stopped) return;
         ctrl = new AbortController();
@@ -251,6 +254,7 @@
           .then(function (r) { if (!r.ok) throw new Error("events " + r.status); return r.json(); })
           .then(function (body) {
             if (!live) { live = true; up("polling"); }
+            if (fails) { fails = 0; setStatus("reconnecting", "polling"); }
             (body.events || []).forEach(handle);
             moveCursor(body.cursor);
             t = setTimeout(once, (body.events || []).length >= 100 ? 0 : 1000);
@@ -258,7 +262,7 @@
           .catch(function () {
             if (stopped) return;
             setStatus("offline", "polling"); // not even the REST API answers
-            t = setTimeout(once, 3000);
+            t = setTimeout(once, jitter(Math.min(BACKOFF_MAX, 1000 * Math.pow(2, fails++))));
           });
       }
       once();
@@ -276,6 +280,14 @@
       if (current) current.stop();
     };
 
+    // the browser says the network is gone: nothing can arrive; say so, stop,
+    // and start again (from the cursor) when it is back
+    global.addEventListener("offline", function () {
+      if (self.closed) return;
+      clearTimeout(timer);
+      if (current) { current.stop(); current = null; }
+      setStatus("offline", self.transport);
+    });
     global.addEventListener("online", function () {
       if (self.state !== "live" && !self.closed) { clearTimeout(timer); attempt = 0; start(); }
     });

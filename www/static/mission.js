@@ -171,6 +171,7 @@
       } else if (!state.firing) {
         showFire("idle", "");
       }
+      follow(b);
       return b;
     }).catch(function () {
       text("stats-message", "Network error while loading your state. Retrying…");
@@ -317,9 +318,12 @@
     });
   } catch (e) { /* old browser: nothing blocked */ }
 
-  loadMission().then(function (b) {
-    if (!b) return;
-    var live = SortieLive.connect({
+  /* connects once, after the first load that succeeds (loadMission retries by
+   * itself and calls this) */
+  var live = null;
+  function follow(b) {
+    if (live || !b) return;
+    live = SortieLive.connect({
       cursor: b.cursor, // the state above is as of this event: follow from here
       channels: ["mission:" + sid, "user:" + b.user_id, "market:" + mission.symbol],
       types: ["fire_count_update", "mission_status_update", "user_stats_update", "trade_executed",
@@ -331,5 +335,7 @@
       onStatus: showBadge
     });
     window.sortieLive = live; // for the browser tests and the curious
-  });
+  }
+
+  loadMission();
 })();
