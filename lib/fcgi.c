@@ -147,13 +147,8 @@ static int pool(struct sortie_app *app, int ok, const char *spec, int workers, i
     LOG_ERROR("pool", "cannot listen on %s: %s", spec, strerror(errno));
     return 1;
   }
-  if (pidfile) {
-    FILE *f = fopen(pidfile, "w");
-    if (f) {
-      fprintf(f, "%d\n", (int)getpid());
-      fclose(f);
-    }
-  }
+  if (sortie_pidfile_write(pidfile) < 0)
+    LOG_WARN("master", "cannot write %s: %s", pidfile, strerror(errno));
   LOG_INFO("pool", "%s: %d workers on %s", name, workers, spec);
   struct pool_ctx ctx = {app, ok, sock, routes, n};
   /* workers hold no state: SIGHUP replaces them (and so reopens their logs) */

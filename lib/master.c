@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -44,6 +45,17 @@ static pid_t spawn(const struct sortie_master *m, int i)
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
   _exit(m->run(i, m->ud));
+}
+
+int sortie_pidfile_write(const char *path)
+{
+  if (path == NULL)
+    return 0;
+  FILE *f = fopen(path, "w");
+  if (f == NULL)
+    return -1;
+  fprintf(f, "%d\n", (int)getpid());
+  return fclose(f) == 0 ? 0 : -1;
 }
 
 int sortie_master_run(const struct sortie_master *m)

@@ -21,4 +21,7 @@ struct sortie_master {
  * decides), nothing blocked, and dies with its master (PR_SET_PDEATHSIG). */
 int sortie_master_run(const struct sortie_master *m);
 
+/** Writes this process's pid into `path` (NULL: nothing). 0, or -1. */
+int sortie_pidfile_write(const char *path);
+
 #endif

@@ -60,8 +60,8 @@ static void req_free(struct req *r)
 
 /* ---- responses ---- */
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *ctype,
-                             const char *body, size_t len, const char *origin)
+int pd_http_reply(struct MHD_Connection *conn, unsigned status, const char *ctype, const char *body,
+                  size_t len, const char *origin)
 {
   struct MHD_Response *rs =
       MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
@@ -97,7 +97,7 @@ static enum MHD_Result problem(struct MHD_Connection *conn, unsigned status, con
   sortie_json_quote(&b, detail, strlen(detail));
   sortie_buf_putc(&b, '}');
   pd_stats_self()->refused++;
-  enum MHD_Result r = reply(conn, status, "application/problem+json", b.base, b.len, origin);
+  enum MHD_Result r = pd_http_reply(conn, status, "application/problem+json", b.base, b.len, origin);
   sortie_buf_free(&b);
   return r;
 }
@@ -389,10 +389,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
   if (strcmp(url, "/health") == 0) {
     int ok;
     pd_stats_health(&b, &ok);
-    rc = reply(conn, ok ? 200 : 503, "application/json", b.base, b.len, NULL);
+    rc = pd_http_reply(conn, ok ? 200 : 503, "application/json", b.base, b.len, NULL);
   } else if (strcmp(url, "/metrics") == 0) {
     pd_stats_metrics(&b);
-    rc = reply(conn, 200, "text/plain; version=0.0.4", b.base, b.len, NULL);
+    rc = pd_http_reply(conn, 200, "text/plain; version=0.0.4", b.base, b.len, NULL);
   } else {
     rc = problem(conn, 404, "not-found", "Not found",
                  "paths: /events (SSE), /ws (WebSocket), /poll, /health, /metrics", NULL);

@@ -48,6 +48,7 @@ void pd_end_of_turn(void)
     sortie_log_reopen();
   }
   pd_http_run();
+  pd_redis_end_of_turn();
   pd_clients_end_of_turn();
   if (pd_stopping && pd_nclients[PD_SSE] + pd_nclients[PD_WS] == 0)
     drained = 1;
@@ -261,13 +262,8 @@ int main(int argc, char **argv)
     fprintf(stderr, "sortie-pushd: cannot map the stats\n");
     return 1;
   }
-  if (pidfile) {
-    FILE *f = fopen(pidfile, "w");
-    if (f) {
-      fprintf(f, "%d\n", (int)getpid());
-      fclose(f);
-    }
-  }
+  if (sortie_pidfile_write(pidfile) < 0)
+    LOG_WARN("master", "cannot write %s: %s", pidfile, strerror(errno));
   close(probe);
   LOG_INFO("pushd", "sortie-pushd %s: %d workers on %s:%d", SORTIE_VERSION, cfg.push_workers,
            cfg.push_listen, cfg.push_port);

@@ -178,19 +178,8 @@ int pd_poll_respond(struct pd_client *c, struct MHD_Connection *conn, const char
   if (st->items.len)
     sortie_buf_append(&b, st->items.base, st->items.len);
   sortie_buf_printf(&b, "],\"cursor\":\"%s\"}", cur);
-  struct MHD_Response *rs = MHD_create_response_from_buffer(b.len, b.base, MHD_RESPMEM_MUST_COPY);
+  int ok = pd_http_reply(conn, 200, "application/json", b.base, b.len, origin);
   sortie_buf_free(&b);
-  if (rs == NULL)
-    return MHD_NO;
-  MHD_add_response_header(rs, "Content-Type", "application/json");
-  MHD_add_response_header(rs, "Cache-Control", "no-store");
-  if (origin && *origin) {
-    MHD_add_response_header(rs, "Access-Control-Allow-Origin", origin);
-    MHD_add_response_header(rs, "Access-Control-Allow-Credentials", "true");
-    MHD_add_response_header(rs, "Vary", "Origin");
-  }
-  enum MHD_Result ok = MHD_queue_response(conn, 200, rs);
-  MHD_destroy_response(rs);
   return ok;
 }
 

@@ -285,10 +285,12 @@ int pd_redis_unsubscribe(const char *channel);
  * callback owns nothing: events are borrowed for the call (ref them to keep). */
 int pd_redis_history(const char *cursor, const char *const *channels, uint32_t n, uint32_t limit,
                      pd_hist_cb *cb, void *ud);
-/** A PING on the subscriber connection: cb(ud, 1) once every message
- * published before it has been handed to the channel layer; cb(ud, 0) if the
- * connection dropped. -1 if it could not be sent. */
+/** A marker on the subscriber connection, sent at the end of this loop turn:
+ * cb(ud, 1) once every message published before it has been handed to the
+ * channel layer; cb(ud, 0) if the connection dropped. -1 if Redis is away. */
 int pd_redis_sync(void (*cb)(void *ud, int ok), void *ud);
+/** Sends what this turn asked of Redis in batches (the sync marker). */
+void pd_redis_end_of_turn(void);
 /** The per-user connection limit (lib/lua/conns.lua): op "open" or "close". */
 int pd_redis_conns(const char *op, const char *user, const char *conn_id, pd_conn_cb *cb,
                    void *ud);
@@ -300,16 +302,20 @@ void pd_redis_syslog(const char *level, const char *message);
 
 /* ---------------------------------------------------------------- http.c */
 
+struct MHD_Connection;
+
 int pd_http_start(const struct sortie_cfg *cfg, int listen_fd);
 void pd_http_stop(void);
 /** Runs libmicrohttpd's work if it has any (end of turn). */
 void pd_http_run(void);
+/** Queues a response (the body is copied) with the usual headers, and CORS
+ * headers for an allowed `origin` (NULL or "" for none). MHD_YES/MHD_NO. */
+int pd_http_reply(struct MHD_Connection *conn, unsigned status, const char *ctype, const char *body,
+                  size_t len, const char *origin);
 /** Asks for a libmicrohttpd run at the end of this turn (after a resume). */
 void pd_http_kick(void);
 
 /* ---------------------------------------------------------------- poll.c */
-
-struct MHD_Connection;
 /** Starts a long-poll for an authenticated request (see http.c). */
 struct pd_client *pd_poll_start(struct MHD_Connection *conn, const struct sortie_identity *who,
                                 char **channels, uint32_t n, const char *cursor,

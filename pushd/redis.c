@@ -293,59 +293,97 @@ int pd_redis_unsubscribe(const char *channel)
 /* A sync marker on the subscriber connection. hiredis 0.14 cannot route a
  * PING's answer in subscribed mode, so the marker is a SUBSCRIBE to a channel
  * of its own ("#sync:<pid>:<n>": no real channel name has a '#'): its answer
- * comes after every message published before it. */
+ * comes after every message published before it. The requests of one loop
+ * turn share one marker (sent at the end of the turn), and markers come back
+ * in the order they were sent, so they wait in a FIFO. */
 struct sync_req {
-  uint64_t n;
   void (*cb)(void *ud, int ok);
   void *ud;
   struct sync_req *next;
 };
 
-static struct sync_req *syncs;
+struct sync_marker {
+  uint64_t n;
+  struct sync_req *reqs;
+  struct sync_marker *next;
+};
+
+static struct sync_req *sync_batch;                 /* asked this turn */
+static struct sync_marker *markers, **markers_tail = &markers;
 static uint64_t sync_next;
 
-static void sync_answered(const char *name, size_t nlen)
+static void sync_run(struct sync_req *q, int ok)
 {
-  char want[64];
-  for (struct sync_req **pp = &syncs; *pp; pp = &(*pp)->next) {
-    int n = snprintf(want, sizeof want, "#sync:%d:%llu", (int)getpid(),
-                     (unsigned long long)(*pp)->n);
-    if ((size_t)n != nlen || memcmp(want, name, nlen) != 0)
-      continue;
-    struct sync_req *q = *pp;
-    *pp = q->next;
-    sub_cmd("UNSUBSCRIBE", want);
-    q->cb(q->ud, 1);
+  while (q) {
+    struct sync_req *next = q->next;
+    q->cb(q->ud, ok);
     free(q);
-    return;
+    q = next;
   }
 }
 
-/* the subscriber connection is gone: every marker fails */
+static void sync_answered(const char *name, size_t nlen)
+{
+  struct sync_marker *m = markers;
+  char want[64];
+  int n = m ? snprintf(want, sizeof want, "#sync:%d:%llu", (int)getpid(),
+                       (unsigned long long)m->n) : 0;
+  if (m == NULL || (size_t)n != nlen || memcmp(want, name, nlen) != 0)
+    return; /* not ours, or out of order: cannot happen on one connection */
+  markers = m->next;
+  if (markers == NULL)
+    markers_tail = &markers;
+  sub_cmd("UNSUBSCRIBE", want);
+  sync_run(m->reqs, 1);
+  free(m);
+}
+
+/* the subscriber connection is gone: every request fails */
 static void syncs_fail(void)
 {
-  while (syncs) {
-    struct sync_req *q = syncs;
-    syncs = q->next;
-    q->cb(q->ud, 0);
-    free(q);
+  while (markers) {
+    struct sync_marker *m = markers;
+    markers = m->next;
+    sync_run(m->reqs, 0);
+    free(m);
   }
+  markers_tail = &markers;
+  struct sync_req *b = sync_batch;
+  sync_batch = NULL;
+  sync_run(b, 0);
 }
 
 int pd_redis_sync(void (*cb)(void *ud, int ok), void *ud)
 {
+  if (!sub_c.ready)
+    return -1;
+  struct sync_req *q = sortie_xmalloc(sizeof *q);
+  q->cb = cb;
+  q->ud = ud;
+  q->next = sync_batch;
+  sync_batch = q;
+  return 0;
+}
+
+void pd_redis_end_of_turn(void)
+{
+  if (sync_batch == NULL)
+    return;
   char name[64];
   uint64_t n = ++sync_next;
   snprintf(name, sizeof name, "#sync:%d:%llu", (int)getpid(), (unsigned long long)n);
-  if (sub_cmd("SUBSCRIBE", name) < 0)
-    return -1;
-  struct sync_req *q = sortie_xmalloc(sizeof *q);
-  q->n = n;
-  q->cb = cb;
-  q->ud = ud;
-  q->next = syncs;
-  syncs = q;
-  return 0;
+  struct sync_req *b = sync_batch;
+  sync_batch = NULL;
+  if (sub_cmd("SUBSCRIBE", name) < 0) {
+    sync_run(b, 0);
+    return;
+  }
+  struct sync_marker *m = sortie_xmalloc(sizeof *m);
+  m->n = n;
+  m->reqs = b;
+  m->next = NULL;
+  *markers_tail = m;
+  markers_tail = &m->next;
 }
 
 static void sub_ready(void)

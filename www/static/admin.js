@@ -6,17 +6,7 @@
   "use strict";
 
   var $ = function (id) { return document.getElementById(id); };
-  var token = null;
-  try {
-    var q = new URLSearchParams(location.search);
-    if (q.get("token")) {
-      token = q.get("token");
-      sessionStorage.setItem("sortie_token", token);
-      history.replaceState(null, "", location.pathname);
-    } else {
-      token = sessionStorage.getItem("sortie_token");
-    }
-  } catch (e) { /* storage disabled */ }
+  var token = SortieLive.takeToken();
 
   function get(path) {
     var h = token ? { Authorization: "Bearer " + token } : {};

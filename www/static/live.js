@@ -295,5 +295,26 @@
     return self;
   }
 
-  global.SortieLive = { connect: connect, idCmp: idCmp };
+  /* The page's token: a ?token= given once is kept for the browser session
+   * and taken out of the address bar (other parameters stay); else the one kept
+   * earlier; else null (the sortie_token cookie, if any, travels by itself). */
+  function takeToken() {
+    try {
+      var q = new URLSearchParams(global.location.search);
+      var t = q.get("token");
+      if (t) {
+        global.sessionStorage.setItem("sortie_token", t);
+        q.delete("token");
+        var rest = q.toString();
+        global.history.replaceState(null, "", global.location.pathname + (rest ? "?" + rest : "") +
+          global.location.hash);
+        return t;
+      }
+      return global.sessionStorage.getItem("sortie_token");
+    } catch (e) {
+      return null; /* storage disabled: the cookie, if any, still works */
+    }
+  }
+
+  global.SortieLive = { connect: connect, idCmp: idCmp, takeToken: takeToken };
 })(window);

@@ -10,21 +10,8 @@
   var mission = JSON.parse($("mission-data").textContent);
   var sid = mission.id;
 
-  /* ---- the token: the sortie_token cookie travels by itself; a ?token=
-   * given once is kept for the session and taken out of the address bar ---- */
-  var token = null;
-  try {
-    var q = new URLSearchParams(location.search);
-    if (q.get("token")) {
-      token = q.get("token");
-      sessionStorage.setItem("sortie_token", token);
-      q.delete("token");
-      var rest = q.toString();
-      history.replaceState(null, "", location.pathname + (rest ? "?" + rest : "") + location.hash);
-    } else {
-      token = sessionStorage.getItem("sortie_token");
-    }
-  } catch (e) { /* storage disabled: the cookie, if any, still works */ }
+  /* the token: ?token= once, or the sortie_token cookie (live.js) */
+  var token = SortieLive.takeToken();
 
   function headers(extra) {
     var h = extra || {};
