@@ -60,9 +60,10 @@ stop_pid() {
     kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
   fi
   if [ "$pg" = "$p" ] && pgrep -g "$pg" >/dev/null 2>&1; then
-    kill -TERM -- "-$pg" 2>/dev/null || true
+    # (a negative pid is the group; dash's kill takes no "--")
+    kill -TERM "-$pg" 2>/dev/null || true
     sleep 0.5
-    kill -KILL -- "-$pg" 2>/dev/null || true
+    kill -KILL "-$pg" 2>/dev/null || true
   fi
   rm -f "$f"
 }
