@@ -106,8 +106,8 @@ $(PUSHD): $(PUSHD_OBJ) $(LIBA)
 	$(CC) $(CFLAGS_ALL) -o $@ $(PUSHD_OBJ) $(LIBA) $(LIBS_PUSH) $(LIBS_CORE) $(LDFLAGS)
 
 # ---- benchmarks ----
-BENCH_BINS = $(BUILD)/bench/fanout $(BUILD)/bench/publish $(BUILD)/bench/hello
-$(BUILD)/bench/fanout: bench/fanout.c
+BENCH_BINS = $(BUILD)/bench/fanout $(BUILD)/bench/firelat $(BUILD)/bench/publish $(BUILD)/bench/hello
+$(BUILD)/bench/fanout $(BUILD)/bench/firelat: $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LDFLAGS)
 $(BUILD)/bench/publish: bench/publish.c $(LIBA)

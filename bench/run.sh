@@ -3,7 +3,7 @@
 # one run. Every load is bounded in count and time and stops by itself; the
 # servers run on 127.0.0.1 in a temp folder and are stopped at the end.
 #
-#   BUILD=build sh bench/run.sh [pushd|rest|all]
+#   BUILD=build sh bench/run.sh [pushd|fire|rest|all]
 #
 # Environment (defaults): BENCH_PORT=19480 (Apache; pushd +1, Redis +2),
 # BENCH_SECONDS=10 (per measurement), BENCH_IDLE=5000 (idle connections),
@@ -126,6 +126,39 @@ if [ "$what" = all ] || [ "$what" = pushd ]; then
   fanout ws 5000 10
   fanout sse 10000 10
   fanout ws 10000 10
+fi
+
+# Fire to client: 100 subscribers on a signal's mission channel, 10 fires a
+# second over REST through Apache; each fire timed from the request written
+# to its fire_count_update read by every subscriber (bench/firelat.c).
+firelat() {
+  local t=$1 via=$2 sid pport prefix res
+  wait_conns_zero
+  sid="lat$(date +%s%N | tail -c 9)"
+  curl -s -o /dev/null -X POST "http://127.0.0.1:$PORT/api/signals" -H "Authorization: Bearer $svc" \
+    -H 'Content-Type: application/json' \
+    -d "{\"id\":\"$sid\",\"symbol\":\"BNCH\",\"direction\":\"BUY\",\"entry\":\"10.00\",\"stop_loss\":\"9.00\",\"take_profit\":\"12.00\",\"ttl\":36000}"
+  if [ "$via" = apache ]; then pport=$PORT prefix=/push; else pport=$PUSH_PORT prefix=; fi
+  res=$("$BUILD/bench/firelat" -a "$PORT" -p "$pport" ${prefix:+-q $prefix} -t "$t" -n 100 \
+    -s "$sid" -k "$token" -u "$RUN/fire-users" -r 10 -d "$SECS" 2>&1 | tail -1)
+  say "fire-to-client $t ($via): $res"
+}
+
+if [ "$what" = all ] || [ "$what" = fire ]; then
+  svc=$("$BUILD/bin/sortie-token" -r service -t 36000 bench-feed)
+  : > "$RUN/fire-users"
+  i=0
+  while [ $i -lt $((SECS * 10)) ]; do
+    "$BUILD/bin/sortie-token" -t 36000 "fl$i" >> "$RUN/fire-users"
+    i=$((i + 1))
+  done
+  say ""
+  say "## fire to client: 100 subscribers, 10 fires/s over REST (POST /api/fire through Apache)"
+  say "## deliver = fire request written -> fire_count_update read; answer = the same fire's 201 read"
+  for via in direct apache; do
+    firelat sse $via
+    firelat ws $via
+  done
 fi
 
 if [ "$what" = all ] || [ "$what" = rest ]; then

@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,6 +257,13 @@ static enum MHD_Result take_over(struct MHD_Connection *conn, struct req *r)
     return problem(conn, 503, "unavailable", "Unavailable", "try again", r->origin);
   }
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  /* Our own writes are already one writev per client per loop turn: let the
+   * kernel send each at once rather than hold a small one back for an ACK
+   * (Nagle with the peer's delayed ACK costs 40 ms), and undo any cork
+   * libmicrohttpd left on the socket. */
+  int on = 1, off = 0;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
   struct pd_client *c;
   if (r->route == R_WS)
     c = pd_ws_start(fd, &r->who, r->accept);
