@@ -49,10 +49,28 @@ make_signals() {
   export BENCH_TOKENS="$RUN/tokens" BENCH_NSIG=200 BENCH_SIGPREFIX="b${run}_"
 }
 
-# one wrk run -> "req/s p50 p99 non2xx"
+# CPU time (clock ticks, user + system) used so far by process $1 and its
+# children (a pool's or Apache's workers)
+ticks() {
+  local total=0 t
+  [ -n "$1" ] || { echo 0; return; }
+  for pid in $1 $(pgrep -P "$1"); do
+    t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+    total=$((total + t))
+  done
+  echo $total
+}
+HZ=$(getconf CLK_TCK)
+
+# one wrk run -> "req/s p50 p99 non2xx" (and, in $cpu, the CPU µs per request
+# of Apache, of the FastCGI pool whose master is $APP, and of Redis)
 measure() {
   local c=$1 url=$2 script=${3:-}
-  local out
+  local out a0 f0 r0 a1 f1 r1
+  local apache redis
+  apache=$(cat "$RUN/apache/httpd.pid")
+  redis=$(redis-cli -p "$REDIS_PORT" info server | awk -F: '/^process_id:/ {print $2 + 0}')
+  a0=$(ticks "$apache") f0=$(ticks "$APP") r0=$(ticks "$redis")
   if [ -n "$script" ]; then
     out=$(wrk -t2 -c"$c" -d"${SECS}s" --latency -s "$script" "$url" 2>&1)
   else
@@ -63,22 +81,26 @@ measure() {
   p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
   p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
   bad=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+  a1=$(ticks "$apache") f1=$(ticks "$APP") r1=$(ticks "$redis")
+  cpu=$(awk -v n="$rps" -v s="$SECS" -v hz="$HZ" -v a=$((a1 - a0)) -v f=$((f1 - f0)) -v r=$((r1 - r0)) \
+    'BEGIN { q = n * s; if (q < 1) q = 1; printf "%.0f %.0f %.0f", a * 1e6 / hz / q, f * 1e6 / hz / q, r * 1e6 / hz / q }')
   echo "$rps $p50 $p99 ${bad:-0}"
 }
 
 echo ""
-echo "## REST through Apache (event MPM), wrk -t2, ${SECS}s per cell: requests/s, p50, p99, non-2xx"
-printf '%-22s %-6s %-10s %-10s %-10s %s\n' what conc req/s p50 p99 non-2xx
+echo "## REST through Apache (event MPM), wrk -t2, ${SECS}s per cell: requests/s, p50, p99, non-2xx,"
+echo "## and CPU µs per request spent in Apache, in the FastCGI program and in Redis"
+printf '%-22s %-6s %-10s %-10s %-10s %-8s %s\n' what conc req/s p50 p99 non-2xx "cpu apache/app/redis"
 for c in 8 32 128; do
   for what in static hello hello+r fire; do
     case $what in
-      static) r=$(measure "$c" "$base/static/mission.css") ;;
-      hello) r=$(measure "$c" "$base/bench/hello") ;;
-      hello+r) r=$(measure "$c" "$base/bench/hello-redis") ;;
-      fire) make_signals; r=$(measure "$c" "$base/api/fire" "$here/bench/fire.lua") ;;
+      static) APP=; measure "$c" "$base/static/mission.css" > "$RUN/m" ;;
+      hello) APP=$h1; measure "$c" "$base/bench/hello" > "$RUN/m" ;;
+      hello+r) APP=$h2; measure "$c" "$base/bench/hello-redis" > "$RUN/m" ;;
+      fire) make_signals; APP=$(cat "$RUN/api.pid"); measure "$c" "$base/api/fire" "$here/bench/fire.lua" > "$RUN/m" ;;
     esac
-    set -- $r
-    printf '%-22s %-6s %-10s %-10s %-10s %s\n' "$what" "$c" "$1" "$2" "$3" "$4"
+    set -- $(cat "$RUN/m") $cpu
+    printf '%-22s %-6s %-10s %-10s %-10s %-8s %s/%s/%s\n' "$what" "$c" "$1" "$2" "$3" "$4" "$5" "$6" "$7"
   done
 done
 
@@ -88,6 +110,7 @@ SORTIE_APACHE_MODE=fcgid SORTIE_QUIET=1 sh "$here/tools/stack.sh" apache-start |
 for c in 8 32 128; do
   make_signals
   curl -s -o /dev/null "$base/api/signals/b${run}_0/fire-count" # start the first processes
+  APP=
   r=$(measure "$c" "$base/api/fire" "$here/bench/fire.lua")
   set -- $r
   printf '%-22s %-6s %-10s %-10s %-10s %s\n' "fire (mod_fcgid)" "$c" "$1" "$2" "$3" "$4"
