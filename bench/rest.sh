@@ -5,6 +5,8 @@
 #   hello    a bare FastCGI program (pool of 8, mod_proxy_fcgi)
 #   hello+r  the same plus one EVALSHA
 #   fire     POST /api/fire, everything (JWT, JSON, validation, the Lua script)
+#   flask    the same fire by the seed's stack: Flask + redis-py under gunicorn
+#            (bench/peer/fire_flask.py), proxied by the same Apache
 # then fire again with the API served through mod_fcgid instead of the pool,
 # which is how the shipped configuration was chosen (DESIGN.md's note).
 #   sh bench/rest.sh RUN_DIR SECONDS
@@ -14,15 +16,22 @@ SECS=$2
 here=$(cd "$(dirname "$0")/.." && pwd)
 base="http://127.0.0.1:$PORT"
 command -v wrk >/dev/null || { echo "rest: wrk is missing (tools/deps.sh --bench)"; exit 1; }
+[ -x /usr/bin/gunicorn ] || { echo "rest: gunicorn is missing (tools/deps.sh --bench)"; exit 1; }
 
 # the baselines, behind the same Apache
 "$BUILD/bench/hello" -s "$RUN/hello.sock" -n 8 & h1=$!
 "$BUILD/bench/hello" -s "$RUN/hello-r.sock" -n 8 -r & h2=$!
-trap 'kill $h1 $h2 2>/dev/null' EXIT
+# the seed's stack, Flask + redis-py under gunicorn (bench/peer), 8 workers
+# like the pool, doing the same fire (same checks, same Lua script)
+FLASK_PORT=$((PORT + 5))
+/usr/bin/gunicorn -w 8 -b "127.0.0.1:$FLASK_PORT" --chdir "$here/bench/peer" \
+  --log-level warning fire_flask:app >"$RUN/gunicorn.log" 2>&1 & h3=$!
+trap 'kill $h1 $h2 $h3 2>/dev/null' EXIT
 mkdir -p "$RUN/apache/extra"
 cat > "$RUN/apache/extra/bench.conf" <<EOC
 ProxyPass "/bench/hello-redis" "unix:$RUN/hello-r.sock|fcgi://hello-r/"
 ProxyPass "/bench/hello" "unix:$RUN/hello.sock|fcgi://hello/"
+ProxyPass "/bench/flask/" "http://127.0.0.1:$FLASK_PORT/"
 EOC
 SORTIE_QUIET=1 sh "$here/tools/stack.sh" apache-stop
 SORTIE_QUIET=1 sh "$here/tools/stack.sh" apache-start || exit 1
@@ -54,7 +63,10 @@ make_signals() {
 ticks() {
   local total=0 t
   [ -n "$1" ] || { echo 0; return; }
-  for pid in $1 $(pgrep -P "$1"); do
+  # the parent counts with its reaped children (cutime, cstime): a worker
+  # that exits between two readings still counts
+  total=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat" 2>/dev/null || echo 0)
+  for pid in $(pgrep -P "$1"); do
     t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
     total=$((total + t))
   done
@@ -92,12 +104,15 @@ echo "## REST through Apache (event MPM), wrk -t2, ${SECS}s per cell: requests/s
 echo "## and CPU µs per request spent in Apache, in the FastCGI program and in Redis"
 printf '%-22s %-6s %-10s %-10s %-10s %-8s %s\n' what conc req/s p50 p99 non-2xx "cpu apache/app/redis"
 for c in 8 32 128; do
-  for what in static hello hello+r fire; do
+  for what in static hello hello+r fire flask; do
     case $what in
       static) APP=; measure "$c" "$base/static/mission.css" > "$RUN/m" ;;
       hello) APP=$h1; measure "$c" "$base/bench/hello" > "$RUN/m" ;;
       hello+r) APP=$h2; measure "$c" "$base/bench/hello-redis" > "$RUN/m" ;;
       fire) make_signals; APP=$(cat "$RUN/api.pid"); measure "$c" "$base/api/fire" "$here/bench/fire.lua" > "$RUN/m" ;;
+      flask) make_signals; APP=$h3; export BENCH_PATH=/bench/flask/api/fire
+        measure "$c" "$base/bench/flask/api/fire" "$here/bench/fire.lua" > "$RUN/m"
+        unset BENCH_PATH ;;
     esac
     set -- $(cat "$RUN/m") $cpu
     printf '%-22s %-6s %-10s %-10s %-10s %-8s %s/%s/%s\n' "$what" "$c" "$1" "$2" "$3" "$4" "$5" "$6" "$7"

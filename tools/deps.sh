@@ -5,7 +5,8 @@
 #
 #   tools/deps.sh            build + run + test packages
 #   tools/deps.sh --browser  also Chromium and playwright-core (browser tests)
-#   tools/deps.sh --bench    also what the benchmarks need (wrk)
+#   tools/deps.sh --bench    also what the benchmarks need (wrk; Flask, redis-py
+#                            and gunicorn for the peer of bench/peer/)
 set -eu
 
 PKGS="make gcc clang pkg-config libc6-dev
@@ -24,7 +25,7 @@ for a in "$@"; do
   esac
 done
 [ $want_browser = 1 ] && PKGS="$PKGS chromium nodejs npm"
-[ $want_bench = 1 ] && PKGS="$PKGS wrk procps"
+[ $want_bench = 1 ] && PKGS="$PKGS wrk procps python3-flask python3-redis python3-jwt gunicorn"
 
 missing=""
 for p in $PKGS; do
