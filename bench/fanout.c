@@ -1,14 +1,16 @@
 /* bench/fanout: many subscribers on one channel, for measuring a push server.
  *
  *   fanout -h HOST -p PORT -t sse|ws -n SUBSCRIBERS -c CHANNEL -k TOKEN
- *          [-d SECONDS] [-i] [-q PATH_PREFIX]
+ *          [-d SECONDS] [-i] [-q PATH_PREFIX] [-b SOURCE_ADDRESS]
  *
  * Opens n connections (SSE: GET /events?channels=C&token=K; WS: GET /ws, then
  * a subscribe message), waits until all are subscribed, then counts every
  * event received for -d seconds and the latency of each: receipt time minus
  * the publish time carried in the event id ("<ms>-<seq>"). With -i it only
  * holds the connections (idle) until stdin closes, printing "ready" once all
- * are open. Output: one line of key=value pairs.
+ * are open. Output: one line of key=value pairs. -b binds the client side to
+ * another loopback address (127.0.0.2, ...): one source address has only
+ * about 28,000 ports towards one server port.
  *
  * One epoll loop, non-blocking sockets; connections are opened in bursts so
  * the server's listen queue is not overrun. */
@@ -41,6 +43,8 @@ struct conn {
 
 static int transport, nsubs, duration = 10, idle;
 static const char *host = "127.0.0.1", *channel = "market:BENCH", *token = "", *prefix = "";
+static const char *source;
+static struct sockaddr_in source_addr;
 static int port = 8081;
 static struct conn *conns;
 static int epfd;
@@ -246,6 +250,10 @@ static int open_one(struct conn *c, struct sockaddr_in *a)
     return -1;
   int one = 1;
   setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (source && bind(c->fd, (struct sockaddr *)&source_addr, sizeof source_addr) < 0) {
+    close(c->fd);
+    return -1;
+  }
   if (connect(c->fd, (struct sockaddr *)a, sizeof *a) < 0 && errno != EINPROGRESS) {
     close(c->fd);
     return -1;
@@ -286,7 +294,7 @@ static uint64_t pct(double p)
 int main(int argc, char **argv)
 {
   int opt;
-  while ((opt = getopt(argc, argv, "h:p:t:n:c:k:d:iq:")) != -1) {
+  while ((opt = getopt(argc, argv, "h:p:t:n:c:k:d:iq:b:")) != -1) {
     switch (opt) {
     case 'h': host = optarg; break;
     case 'p': port = atoi(optarg); break;
@@ -297,6 +305,7 @@ int main(int argc, char **argv)
     case 'd': duration = atoi(optarg); break;
     case 'i': idle = 1; break;
     case 'q': prefix = optarg; break;
+    case 'b': source = optarg; break;
     default:
       fprintf(stderr, "usage: fanout -h HOST -p PORT -t sse|ws -n N -c CHANNEL -k TOKEN [-d S] [-i]\n");
       return 2;
@@ -311,6 +320,13 @@ int main(int argc, char **argv)
   epfd = epoll_create1(0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   inet_pton(AF_INET, host, &a.sin_addr);
+  if (source) {
+    source_addr = (struct sockaddr_in){.sin_family = AF_INET};
+    if (inet_pton(AF_INET, source, &source_addr.sin_addr) != 1) {
+      fprintf(stderr, "fanout: bad source address %s\n", source);
+      return 2;
+    }
+  }
   uint64_t t0 = wall_ms();
   for (int i = 0; i < nsubs; i++) {
     if (open_one(&conns[i], &a) < 0) {

@@ -3,12 +3,13 @@
 # one run. Every load is bounded in count and time and stops by itself; the
 # servers run on 127.0.0.1 in a temp folder and are stopped at the end.
 #
-#   BUILD=build sh bench/run.sh [pushd|fire|rest|all]
+#   BUILD=build sh bench/run.sh [pushd|many|fire|rest|all]
 #
 # Environment (defaults): BENCH_PORT=19480 (Apache; pushd +1, Redis +2),
 # BENCH_SECONDS=10 (per measurement), BENCH_IDLE=5000 (idle connections),
-# BENCH_WORKERS=2 (pushd workers), BENCH_OUT=bench/results (where the raw
-# output goes).
+# BENCH_WORKERS=2 (pushd workers), BENCH_MANY=50000 (idle subscribers held
+# at once, with BENCH_MANY_WORKERS=4 workers), BENCH_OUT=bench/results (where
+# the raw output goes).
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
@@ -20,6 +21,8 @@ REDIS_PORT=$((PORT + 2))
 SECS=${BENCH_SECONDS:-10}
 IDLE=${BENCH_IDLE:-5000}
 WORKERS=${BENCH_WORKERS:-2}
+MANY=${BENCH_MANY:-50000}
+MANY_WORKERS=${BENCH_MANY_WORKERS:-4}
 OUT=${BENCH_OUT:-$here/bench/results}
 mkdir -p "$OUT"
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/sortie-bench-XXXXXX")
@@ -128,8 +131,56 @@ if [ "$what" = all ] || [ "$what" = pushd ]; then
   fanout ws 10000 10
 fi
 
+# Many idle subscribers at once (DESIGN.md: 50,000 on this 2-core machine).
+# A process here may hold 20,000 descriptors, so the daemon runs with more
+# workers for this step (about 12,500 connections each) and the connections
+# come from several client processes, each from its own loopback address
+# (one address has only ~28,000 ports towards one server port).
+many_idle() {
+  local t=$1 per procs i j k ready dead conns rss_before rss_after
+  per=16000
+  procs=$(( (MANY + per - 1) / per ))
+  SORTIE_QUIET=1 sh "$here/tools/stack.sh" pushd-stop
+  SORTIE_PUSH_WORKERS=$MANY_WORKERS SORTIE_QUIET=1 sh "$here/tools/stack.sh" pushd-start || return 1
+  sleep 6
+  rss_before=$(pushd_rss)
+  i=0
+  while [ $i -lt $procs ]; do
+    k=$per
+    [ $((i * per + per)) -gt "$MANY" ] && k=$((MANY - i * per))
+    rm -f "$RUN/many$i.fifo"
+    mkfifo "$RUN/many$i.fifo"
+    "$BUILD/bench/fanout" -p "$PUSH_PORT" -t "$t" -n "$k" -c "market:MANY" -k "$token" -i \
+      -b "127.0.0.$((i + 2))" <"$RUN/many$i.fifo" >"$RUN/many$i.out" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- &
+    eval "many_pid$i=\$!"
+    eval "exec $((i + 3))>\"\$RUN/many\$i.fifo\""
+    i=$((i + 1))
+  done
+  j=0
+  while [ "$(cat "$RUN"/many*.out 2>/dev/null | grep -c '^ready')" -lt $procs ] && [ $j -lt 900 ]; do
+    sleep 0.2
+    j=$((j + 1))
+  done
+  sleep 6
+  conns=$(curl -s "http://127.0.0.1:$PUSH_PORT/health" | sed 's/.*"connections":{\([^}]*\)}.*/\1/')
+  rss_after=$(pushd_rss)
+  ready=$(cat "$RUN"/many*.out | awk -F'[ =]' '/^ready/ {s += $3; d += $5} END {print s + 0, d + 0}')
+  set -- $ready
+  i=0
+  while [ $i -lt $procs ]; do
+    eval "exec $((i + 3))>&-"
+    eval "wait \$many_pid$i" 2>/dev/null
+    i=$((i + 1))
+  done
+  grep -h 'fanout:' "$RUN"/many*.out | sort | uniq -c | head -5 | tee -a "$report"
+  rm -f "$RUN"/many*
+  say "many idle $t: $MANY connections from $procs client processes to $MANY_WORKERS workers: subscribed $1, refused or dropped $2; pushd /health connections {$conns}; workers' RSS $rss_before KiB -> $rss_after KiB"
+  SORTIE_QUIET=1 sh "$here/tools/stack.sh" pushd-stop
+  SORTIE_QUIET=1 sh "$here/tools/stack.sh" pushd-start
+}
+
 # Fire to client: 100 subscribers on a signal's mission channel, 10 fires a
-# second over REST through Apache; each fire timed from the request written
+# second over REST through Apache for 3 x BENCH_SECONDS; each fire timed from the request written
 # to its fire_count_update read by every subscriber (bench/firelat.c).
 firelat() {
   local t=$1 via=$2 sid pport prefix res
@@ -140,15 +191,22 @@ firelat() {
     -d "{\"id\":\"$sid\",\"symbol\":\"BNCH\",\"direction\":\"BUY\",\"entry\":\"10.00\",\"stop_loss\":\"9.00\",\"take_profit\":\"12.00\",\"ttl\":36000}"
   if [ "$via" = apache ]; then pport=$PORT prefix=/push; else pport=$PUSH_PORT prefix=; fi
   res=$("$BUILD/bench/firelat" -a "$PORT" -p "$pport" ${prefix:+-q $prefix} -t "$t" -n 100 \
-    -s "$sid" -k "$token" -u "$RUN/fire-users" -r 10 -d "$SECS" 2>&1 | tail -1)
+    -s "$sid" -k "$token" -u "$RUN/fire-users" -r 10 -d $((SECS * 3)) 2>&1 | tail -1)
   say "fire-to-client $t ($via): $res"
 }
+
+if [ "$what" = all ] || [ "$what" = many ]; then
+  say ""
+  say "## $MANY idle subscribers at once"
+  many_idle sse
+  many_idle ws
+fi
 
 if [ "$what" = all ] || [ "$what" = fire ]; then
   svc=$("$BUILD/bin/sortie-token" -r service -t 36000 bench-feed)
   : > "$RUN/fire-users"
   i=0
-  while [ $i -lt $((SECS * 10)) ]; do
+  while [ $i -lt $((SECS * 30)) ]; do
     "$BUILD/bin/sortie-token" -t 36000 "fl$i" >> "$RUN/fire-users"
     i=$((i + 1))
   done
