@@ -324,6 +324,7 @@ static void fire_one(void)
 /* Reads the answer to the fire that is out; returns when it is whole. */
 static void api_readable(void)
 {
+  int eof = 0;
   for (;;) {
     ssize_t n = read(api_fd, api_buf + api_len, sizeof api_buf - 1 - api_len);
     if (n > 0) {
@@ -334,44 +335,47 @@ static void api_readable(void)
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
       break;
-    /* closed by Apache (keep-alive limit): the next fire reconnects */
-    if (api_busy) {
+    eof = 1; /* closed by Apache (keep-alive limit): the next fire reconnects */
+    break;
+  }
+  api_buf[api_len] = '\0';
+  char *end = strstr(api_buf, "\r\n\r\n");
+  size_t want = 0;
+  if (end) {
+    char *cl = strcasestr(api_buf, "\r\nContent-Length:");
+    char *te = strcasestr(api_buf, "\r\nTransfer-Encoding: chunked");
+    if (te && te < end) { /* the body ends with the zero-length chunk */
+      char *z = strstr(end + 2, "\r\n0\r\n\r\n");
+      if (z)
+        want = (size_t)(z - api_buf) + 7;
+    } else {
+      want = (size_t)(end - api_buf) + 4 + (cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0);
+      if (api_len < want)
+        want = 0;
+    }
+  }
+  if (want > 0) { /* the answer is whole */
+    if (strncmp(api_buf, "HTTP/1.1 201", 12) == 0) {
+      fire_ok++;
+      hist_add(&answer, now_us() - sent_at[fires]);
+    } else {
+      fire_bad++;
+      fprintf(stderr, "firelat: fire %ld: %.*s\n", fires, (int)strcspn(api_buf, "\r"), api_buf);
+    }
+    if (strcasestr(api_buf, "\r\nConnection: close") != NULL)
+      eof = 1;
+    memmove(api_buf, api_buf + want, api_len - want);
+    api_len -= want;
+    api_busy = 0;
+  }
+  if (eof) {
+    if (api_busy) { /* closed before the answer was whole */
+      fprintf(stderr, "firelat: fire %ld: connection closed before the answer\n", fires);
       fire_bad++;
       api_busy = 0;
     }
     api_close();
-    return;
   }
-  api_buf[api_len] = '\0';
-  char *end = strstr(api_buf, "\r\n\r\n");
-  if (end == NULL)
-    return;
-  size_t want;
-  char *cl = strcasestr(api_buf, "\r\nContent-Length:");
-  char *te = strcasestr(api_buf, "\r\nTransfer-Encoding: chunked");
-  if (te && te < end) { /* the body ends with the zero-length chunk */
-    char *z = strstr(end + 2, "\r\n0\r\n\r\n");
-    if (z == NULL)
-      return;
-    want = (size_t)(z - api_buf) + 7;
-  } else {
-    want = (size_t)(end - api_buf) + 4 + (cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0);
-    if (api_len < want)
-      return;
-  }
-  if (strncmp(api_buf, "HTTP/1.1 201", 12) == 0) {
-    fire_ok++;
-    hist_add(&answer, now_us() - sent_at[fires]);
-  } else {
-    fire_bad++;
-    fprintf(stderr, "firelat: fire %ld: %.*s\n", fires, (int)strcspn(api_buf, "\r"), api_buf);
-  }
-  int closing = strcasestr(api_buf, "\r\nConnection: close") != NULL;
-  memmove(api_buf, api_buf + want, api_len - want);
-  api_len -= want;
-  api_busy = 0;
-  if (closing)
-    api_close();
 }
 
 static void pump(int ms)
