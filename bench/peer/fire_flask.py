@@ -42,6 +42,8 @@ MAXLEN = conf.get("history.maxlen", "1000")
 WINDOW = conf.get("api.fire_window_s", "300")
 RATE = conf.get("api.fire_rate_per_min", "10")
 IDEM_TTL = conf.get("api.idempotency_ttl_s", "86400")
+BODY_MAX = int(conf.get("api.body_max", "16384"))
+PROBLEM_BASE = conf.get("api.problem_base", "/problems/")
 EQUITY = "1000000000000"  # 10000.00 in units of 10^-8, the default
 
 r = redis.Redis(host=conf.get("redis.host", "127.0.0.1"), port=int(conf.get("redis.port", "6379")))
@@ -53,7 +55,7 @@ app = Flask(__name__)
 
 
 def problem(status, slug, detail):
-    body = {"type": "https://sortie.example/problems/" + slug, "title": slug,
+    body = {"type": PROBLEM_BASE + slug, "title": slug,
             "status": status, "detail": detail}
     return Response(json.dumps(body), status=status, content_type="application/problem+json")
 
@@ -73,7 +75,7 @@ def fire():
         return problem(401, "unauthorized", "bad sub")
     if request.mimetype != "application/json":
         return problem(415, "unsupported-media-type", "send application/json")
-    if (request.content_length or 0) > 16384:
+    if (request.content_length or 0) > BODY_MAX:
         return problem(413, "too-large", "body too large")
     try:
         body = json.loads(request.get_data())
