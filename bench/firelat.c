@@ -5,8 +5,7 @@
  *           [-d SECONDS]
  *
  * Opens n subscribers on mission:SIGNAL (SSE or WebSocket, straight to the
- * push daemon, or through Apache with -p APACHE_PORT -q /push; SSE through
- * Apache is asked for as HTTP/1.0 so that it comes unchunked), waits until
+ * push daemon, or through Apache with -p APACHE_PORT -q /push), waits until
  * all are live, then fires the signal r times a second over REST
  * (POST /api/fire through Apache, one keep-alive connection, each fire by
  * the next user of the tokens file) and times, for every subscriber, the
@@ -33,28 +32,22 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { SSE, WS };
+#include "streamclient.h"
+
 #define BUCKET_US 10
 #define NBUCKETS 100000 /* 1 s */
 #define MAXFIRES 100000
-
-struct conn {
-  int fd;
-  int state; /* 0 connecting, 1 head sent, 2 streaming, 3 dead */
-  int live;
-  char *buf;
-  size_t len, cap;
-};
 
 struct hist {
   uint64_t b[NBUCKETS];
   uint64_t n, over;
 };
 
-static int transport, nsubs = 100, duration = 10, apache_port = 8080, push_port = 8081;
+static int nsubs = 100, duration = 10, apache_port = 8080, push_port = 8081;
 static double rate = 10;
-static const char *prefix = "", *signal_id, *token, *users_file;
-static struct conn *conns;
+static const char *signal_id, *users_file;
+static struct sc_target target = {.prefix = ""};
+static struct sc_conn *conns;
 static int epfd, nlive, ndead;
 static struct sockaddr_in push_addr, api_addr;
 static uint64_t sent_at[MAXFIRES + 1]; /* fire k -> when its request was written, µs */
@@ -98,38 +91,6 @@ static double hist_pct(const struct hist *h, double p)
   return (double)NBUCKETS * BUCKET_US / 1000.0;
 }
 
-static void send_all(int fd, const char *p, size_t n)
-{
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EAGAIN || errno == EINTR) {
-        struct pollfd pf = {fd, POLLOUT, 0};
-        poll(&pf, 1, 1000);
-        continue;
-      }
-      return;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-}
-
-static void ws_send_text(int fd, const char *msg)
-{
-  size_t n = strlen(msg);
-  unsigned char f[600];
-  if (n > 500)
-    return;
-  f[0] = 0x81;
-  f[1] = (unsigned char)(0x80 | n);
-  unsigned char mask[4] = {0x5a, 0x17, 0xc3, 0x08};
-  memcpy(f + 2, mask, 4);
-  for (size_t i = 0; i < n; i++)
-    f[6 + i] = (unsigned char)msg[i] ^ mask[i % 4];
-  send_all(fd, (char *)f, 6 + n);
-}
-
 /* An event for this benchmark: its "count" names the fire that caused it. */
 static void on_event(const char *p, size_t n)
 {
@@ -147,135 +108,47 @@ static void on_event(const char *p, size_t n)
   hist_add(&deliver, t - sent_at[k]);
 }
 
-static void sub_parse(struct conn *c)
+/* an SSE message: an event, or the id-only message that says the stream is
+ * caught up and live */
+static void sse_message(void *ctx, const char *msg, size_t len)
 {
-  size_t pos = 0;
-  if (c->state == 1) {
-    char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
-    if (end == NULL)
-      return;
-    if (strncmp(c->buf, "HTTP/1.", 7) != 0 ||
-        strncmp(c->buf + 8, transport == SSE ? " 200" : " 101", 4) != 0) {
-      fprintf(stderr, "firelat: subscriber refused: %.*s\n",
-              (int)strcspn(c->buf, "\r"), c->buf);
-      c->state = 3;
-      ndead++;
-      return;
-    }
-    pos = (size_t)(end - c->buf) + 4;
-    c->state = 2;
-    if (transport == WS) {
-      char sub[300];
-      snprintf(sub, sizeof sub, "{\"action\":\"subscribe\",\"channels\":[\"mission:%s\"]}",
-               signal_id);
-      ws_send_text(c->fd, sub);
-    }
+  struct sc_conn *c = ctx;
+  if (memmem(msg, len, "data: ", 6)) {
+    on_event(msg, len);
+  } else if (!c->live && len > 4 && memcmp(msg, "id: ", 4) == 0) {
+    c->live = 1;
+    nlive++;
   }
-  if (transport == SSE) {
-    for (;;) {
-      char *m = memmem(c->buf + pos, c->len - pos, "\n\n", 2);
-      if (m == NULL)
-        break;
-      char *msg = c->buf + pos;
-      size_t mlen = (size_t)(m - msg);
-      if (memmem(msg, mlen, "data: ", 6))
-        on_event(msg, mlen);
-      else if (!c->live && mlen > 4 && memcmp(msg, "id: ", 4) == 0) {
-        c->live = 1; /* the id-only message: caught up, live */
-        nlive++;
-      }
-      pos += mlen + 2;
-    }
+}
+
+static void ws_message(void *ctx, const char *p, size_t len)
+{
+  struct sc_conn *c = ctx;
+  if (!c->live && memmem(p, len, "\"subscribed\"", 12)) {
+    c->live = 1;
+    nlive++;
   } else {
-    while (c->len - pos >= 2) {
-      unsigned char *f = (unsigned char *)c->buf + pos;
-      size_t l = f[1] & 0x7f, h = 2;
-      if (l == 126) {
-        if (c->len - pos < 4)
-          break;
-        l = (size_t)f[2] << 8 | f[3];
-        h = 4;
-      } else if (l == 127) {
-        if (c->len - pos < 10)
-          break;
-        l = 0;
-        for (int i = 0; i < 8; i++)
-          l = l << 8 | f[2 + i];
-        h = 10;
-      }
-      if (c->len - pos < h + l)
-        break;
-      char *p = (char *)f + h;
-      if ((f[0] & 0x0f) == 1) {
-        if (!c->live && memmem(p, l, "\"subscribed\"", 12)) {
-          c->live = 1;
-          nlive++;
-        } else {
-          on_event(p, l);
-        }
-      } else if ((f[0] & 0x0f) == 9) {
-        unsigned char pong[6] = {0x8a, 0x80, 0, 0, 0, 0};
-        send_all(c->fd, (char *)pong, 6);
-      }
-      pos += h + l;
-    }
+    on_event(p, len);
   }
-  memmove(c->buf, c->buf + pos, c->len - pos);
-  c->len -= pos;
 }
 
-static void sub_readable(struct conn *c)
+static void sub_readable(struct sc_conn *c)
 {
-  for (;;) {
-    if (c->cap - c->len < 16384) {
-      c->cap = c->cap ? c->cap * 2 : 32768;
-      c->buf = realloc(c->buf, c->cap);
-    }
-    ssize_t n = read(c->fd, c->buf + c->len, c->cap - c->len);
-    if (n > 0) {
-      c->len += (size_t)n;
-      continue;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-      break;
-    if (c->state != 3) {
-      c->state = 3;
-      ndead++;
-    }
-    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
-    return;
-  }
-  sub_parse(c);
+  int open = sc_read(c, 16384, NULL);
+  if (sc_parse(c, &target, "firelat: subscriber", target.ws ? ws_message : sse_message, c) < 0 ||
+      !open)
+    ndead++;
 }
 
-static void sub_send_head(struct conn *c)
+/* a blocking connection (to Apache, on loopback: immediate) */
+static int tcp_connect(const struct sockaddr_in *a)
 {
-  char req[4096];
-  int n;
-  if (transport == SSE)
-    n = snprintf(req, sizeof req,
-                 "GET %s/events?channels=mission:%s HTTP/1.%d\r\nHost: 127.0.0.1:%d\r\n"
-                 "Authorization: Bearer %s\r\nAccept: text/event-stream\r\n\r\n",
-                 prefix, signal_id, prefix[0] ? 0 : 1, push_port, token);
-  else
-    n = snprintf(req, sizeof req,
-                 "GET %s/ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n"
-                 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                 prefix, push_port, token);
-  send_all(c->fd, req, (size_t)n);
-  c->state = 1;
-}
-
-static int tcp_connect(struct sockaddr_in *a, int nonblock)
-{
-  int fd = socket(AF_INET, SOCK_STREAM | (nonblock ? SOCK_NONBLOCK : 0), 0);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0)
     return -1;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (connect(fd, (struct sockaddr *)a, sizeof *a) < 0 && errno != EINPROGRESS) {
+  if (connect(fd, (const struct sockaddr *)a, sizeof *a) < 0) {
     close(fd);
     return -1;
   }
@@ -299,7 +172,7 @@ static void fire_one(void)
   if (fires >= MAXFIRES || fires >= nusers)
     return;
   if (api_fd < 0) {
-    api_fd = tcp_connect(&api_addr, 0); /* blocking connect on loopback: immediate */
+    api_fd = tcp_connect(&api_addr);
     if (api_fd < 0) {
       fire_bad++;
       return;
@@ -317,7 +190,7 @@ static void fire_one(void)
                    apache_port, users[fires], bl, body);
   fires++;
   sent_at[fires] = now_us();
-  send_all(api_fd, req, (size_t)n);
+  sc_send_all(api_fd, req, (size_t)n);
   api_busy = 1;
 }
 
@@ -383,18 +256,18 @@ static void pump(int ms)
   struct epoll_event evs[256];
   int n = epoll_wait(epfd, evs, 256, ms);
   for (int i = 0; i < n; i++) {
-    struct conn *c = evs[i].data.ptr;
+    struct sc_conn *c = evs[i].data.ptr;
     if (c == NULL) {
       if (api_fd >= 0)
         api_readable();
       continue;
     }
-    if (c->state == 0 && (evs[i].events & EPOLLOUT)) {
+    if (c->state == SC_CONNECTING && (evs[i].events & EPOLLOUT)) {
       struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
       epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
-      sub_send_head(c);
+      sc_send_head(c, &target);
     }
-    if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+    if (c->state != SC_DEAD && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
       sub_readable(c);
   }
 }
@@ -424,18 +297,18 @@ int main(int argc, char **argv)
     switch (opt) {
     case 'a': apache_port = atoi(optarg); break;
     case 'p': push_port = atoi(optarg); break;
-    case 'q': prefix = optarg; break;
-    case 't': transport = strcmp(optarg, "ws") == 0 ? WS : SSE; break;
+    case 'q': target.prefix = optarg; break;
+    case 't': target.ws = strcmp(optarg, "ws") == 0; break;
     case 'n': nsubs = atoi(optarg); break;
     case 's': signal_id = optarg; break;
-    case 'k': token = optarg; break;
+    case 'k': target.token = optarg; break;
     case 'u': users_file = optarg; break;
     case 'r': rate = atof(optarg); break;
     case 'd': duration = atoi(optarg); break;
     default: goto usage;
     }
   }
-  if (signal_id == NULL || token == NULL || users_file == NULL || nsubs < 1 || rate <= 0)
+  if (signal_id == NULL || target.token == NULL || users_file == NULL || nsubs < 1 || rate <= 0)
     goto usage;
   load_users();
   if ((double)nusers < rate * duration) {
@@ -449,10 +322,14 @@ int main(int argc, char **argv)
   inet_pton(AF_INET, "127.0.0.1", &push_addr.sin_addr);
   inet_pton(AF_INET, "127.0.0.1", &api_addr.sin_addr);
 
+  char channel[300], host[64];
+  snprintf(channel, sizeof channel, "mission:%s", signal_id);
+  snprintf(host, sizeof host, "127.0.0.1:%d", push_port);
+  target.channel = channel;
+  target.host = host;
   for (int i = 0; i < nsubs; i++) {
-    struct conn *c = &conns[i];
-    c->fd = tcp_connect(&push_addr, 1);
-    if (c->fd < 0) {
+    struct sc_conn *c = &conns[i];
+    if (sc_connect(c, &push_addr, NULL) < 0) {
       perror("firelat: connect");
       return 1;
     }
@@ -492,7 +369,7 @@ int main(int argc, char **argv)
          "expected=%ld received=%llu unknown=%ld "
          "deliver_p50_ms=%.2f deliver_p99_ms=%.2f deliver_max_ms=%.2f "
          "answer_p50_ms=%.2f answer_p99_ms=%.2f\n",
-         transport == SSE ? "sse" : "ws", nsubs, ndead, fires, fire_ok, fire_bad,
+         target.ws ? "ws" : "sse", nsubs, ndead, fires, fire_ok, fire_bad,
          fire_ok * nsubs, (unsigned long long)deliver.n, late_or_unknown,
          hist_pct(&deliver, 0.50), hist_pct(&deliver, 0.99), hist_pct(&deliver, 0.99999),
          hist_pct(&answer, 0.50), hist_pct(&answer, 0.99));
