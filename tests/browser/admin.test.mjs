@@ -1,21 +1,17 @@
 // The admin page (/admin): live figures from the push daemon, active signals with live fire counts, the system log, and refusal without an admin token.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorld, launchBrowser, newPage, waitLive, textOf, waitText, T } from './world.mjs';
+import { openWorld, closeWorld, newPage, waitLive, textOf, waitText, T } from './world.mjs';
 
 describe('admin page', { timeout: 120_000 }, () => {
   let world, browser, admin, sigs;
   before(async () => {
-    world = await startWorld();
-    browser = await launchBrowser();
+    ({ world, browser } = await openWorld());
     admin = world.token('ops', { role: 'admin' });
     sigs = [];
     for (let i = 0; i < 2; i++) sigs.push(await world.createSignal({ symbol: 'EURUSD', entry: '1.0850', stop_loss: '1.0800', take_profit: '1.0950' }));
   });
-  after(async () => {
-    await browser?.close().catch(() => {});
-    await world?.stop();
-  });
+  after(() => closeWorld(world, browser));
 
   async function open(token) {
     const page = await newPage(browser);

@@ -1,21 +1,15 @@
 // Markup in a signal's title and briefing is shown as text: no element is made, no script runs.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorld, launchBrowser, newPage, waitLive, textOf } from './world.mjs';
+import { openWorld, closeWorld, newPage, waitLive, textOf } from './world.mjs';
 
 const TITLE = '<script>alert(1)</script> & </script><img src=x onerror=alert(2)> "q" \'a\'';
 const BRIEFING = '</script><script>alert(3)</script><b>bold</b> {{title}} \\u003c';
 
 describe('escaping', { timeout: 120_000 }, () => {
   let world, browser;
-  before(async () => {
-    world = await startWorld();
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close().catch(() => {});
-    await world?.stop();
-  });
+  before(async () => ({ world, browser } = await openWorld()));
+  after(() => closeWorld(world, browser));
 
   test('a title holding <script> and </script> renders as text, runs nothing', async () => {
     const sig = await world.createSignal({ title: TITLE, briefing: BRIEFING });

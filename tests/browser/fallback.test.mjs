@@ -1,7 +1,7 @@
 // Without WebSocket the page falls back to SSE, then long-poll, then REST polling, and events still arrive.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorld, launchBrowser, newPage, waitLive, textOf, waitText } from './world.mjs';
+import { openWorld, closeWorld, newPage, waitLive, textOf, waitText } from './world.mjs';
 
 // a WebSocket that never connects: errors, then closes, like a proxy that refuses upgrades
 function brokenWebSocket() {
@@ -24,14 +24,8 @@ function brokenWebSocket() {
 
 describe('transport fallback', { timeout: 180_000 }, () => {
   let world, browser;
-  before(async () => {
-    world = await startWorld();
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close().catch(() => {});
-    await world?.stop();
-  });
+  before(async () => ({ world, browser } = await openWorld()));
+  after(() => closeWorld(world, browser));
 
   // a price and a fire by someone else both reach the page
   async function eventsArrive(page, sig, price) {

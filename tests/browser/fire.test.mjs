@@ -1,18 +1,12 @@
 // FIRE on the page: the count, the stats and the button follow; fires from elsewhere show up live.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorld, launchBrowser, newPage, waitLive, textOf, waitText } from './world.mjs';
+import { openWorld, closeWorld, newPage, waitLive, textOf, waitText } from './world.mjs';
 
 describe('firing', { timeout: 150_000 }, () => {
   let world, browser;
-  before(async () => {
-    world = await startWorld();
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close().catch(() => {});
-    await world?.stop();
-  });
+  before(async () => ({ world, browser } = await openWorld()));
+  after(() => closeWorld(world, browser));
 
   // opens the page for user sub, ready to fire and live
   async function open(sid, sub, contextOptions) {

@@ -1,20 +1,14 @@
 // At 360 px wide (a phone) the page has no horizontal scroll and the FIRE button is fully visible.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorld, launchBrowser, newPage, waitLive, waitText } from './world.mjs';
+import { openWorld, closeWorld, newPage, waitLive, waitText } from './world.mjs';
 
 const PHONE = { viewport: { width: 360, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 
 describe('phone layout', { timeout: 120_000 }, () => {
   let world, browser;
-  before(async () => {
-    world = await startWorld();
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close().catch(() => {});
-    await world?.stop();
-  });
+  before(async () => ({ world, browser } = await openWorld()));
+  after(() => closeWorld(world, browser));
 
   async function noHorizontalScroll(page) {
     const { scrollWidth, clientWidth, bodyWidth } = await page.evaluate(() => ({

@@ -1,7 +1,7 @@
 // The mission page shows the briefing exactly as created, counts down, and goes LIVE over WebSocket.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorld, launchBrowser, newPage, waitLive, textOf, waitText } from './world.mjs';
+import { openWorld, closeWorld, newPage, waitLive, textOf, waitText } from './world.mjs';
 
 // "1h 02m 03s" | "02m 03s" | "03s" -> seconds
 function seconds(countdown) {
@@ -12,14 +12,8 @@ function seconds(countdown) {
 
 describe('the mission page', { timeout: 120_000 }, () => {
   let world, browser;
-  before(async () => {
-    world = await startWorld();
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close().catch(() => {});
-    await world?.stop();
-  });
+  before(async () => ({ world, browser } = await openWorld()));
+  after(() => closeWorld(world, browser));
 
   test('shows symbol, direction, levels, title and briefing exactly as created', async () => {
     const sig = await world.createSignal({

@@ -1,7 +1,7 @@
 // With the whole server (Apache) down the page says OFFLINE, backs off its retries, and comes back LIVE.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorld, launchBrowser, newPage, waitLive, waitText } from './world.mjs';
+import { openWorld, closeWorld, newPage, waitLive, waitText } from './world.mjs';
 
 describe('server outage', { timeout: 180_000 }, () => {
   let world, browser, page, sig;
@@ -9,8 +9,7 @@ describe('server outage', { timeout: 180_000 }, () => {
   let t0 = 0;
 
   before(async () => {
-    world = await startWorld();
-    browser = await launchBrowser();
+    ({ world, browser } = await openWorld());
     sig = await world.createSignal();
     page = await newPage(browser);
     await page.goto(world.missionUrl(sig.id, world.token('hana')));
@@ -20,10 +19,7 @@ describe('server outage', { timeout: 180_000 }, () => {
     });
     page.on('websocket', (ws) => { if (t0) attempts.push([Date.now() - t0, 'ws']); });
   });
-  after(async () => {
-    await browser?.close().catch(() => {});
-    await world?.stop();
-  });
+  after(() => closeWorld(world, browser));
 
   test('Apache down: the badge says OFFLINE', async () => {
     t0 = Date.now();

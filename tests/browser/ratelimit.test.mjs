@@ -1,18 +1,12 @@
 // Over the per-user fire rate (429) the page shows how long to wait and holds the button.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorld, launchBrowser, newPage, textOf } from './world.mjs';
+import { openWorld, closeWorld, newPage, textOf } from './world.mjs';
 
 describe('rate limit', { timeout: 120_000 }, () => {
   let world, browser;
-  before(async () => {
-    world = await startWorld({ extraConf: 'api.fire_rate_per_min = 1' });
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close().catch(() => {});
-    await world?.stop();
-  });
+  before(async () => ({ world, browser } = await openWorld({ extraConf: 'api.fire_rate_per_min = 1' })));
+  after(() => closeWorld(world, browser));
 
   test('a 429 shows the wait, counts it down and keeps FIRE disabled', async () => {
     const [a, b] = [await world.createSignal(), await world.createSignal()];

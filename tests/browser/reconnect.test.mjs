@@ -1,7 +1,7 @@
 // With sortie-pushd stopped and started again the page degrades to polling, comes back to WebSocket, and misses or doubles no event.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorld, launchBrowser, newPage, waitLive, textOf, waitText } from './world.mjs';
+import { openWorld, closeWorld, newPage, waitLive, textOf, waitText } from './world.mjs';
 
 // records every event mission.js is handed (by wrapping SortieLive.connect's onEvent)
 function recordEvents() {
@@ -64,8 +64,7 @@ describe('push daemon outage', { timeout: 200_000 }, () => {
   }
 
   before(async () => {
-    world = await startWorld();
-    browser = await launchBrowser();
+    ({ world, browser } = await openWorld());
     sig = await world.createSignal({ symbol: 'AAPL' });
     page = await newPage(browser);
     await page.addInitScript(recordEvents);
@@ -74,8 +73,7 @@ describe('push daemon outage', { timeout: 200_000 }, () => {
   });
   after(async () => {
     if (publishing) await publishing().catch(() => {});
-    await browser?.close().catch(() => {});
-    await world?.stop();
+    await closeWorld(world, browser);
   });
 
   test('while LIVE, fires and prices arrive', async () => {

@@ -1,7 +1,7 @@
 // A page that comes back after its history was trimmed gets a reset and refetches its state.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorld, launchBrowser, newPage, waitLive, textOf, waitText } from './world.mjs';
+import { openWorld, closeWorld, newPage, waitLive, textOf, waitText } from './world.mjs';
 
 // records the resets and events mission.js is handed (by wrapping SortieLive.connect)
 function recordLive() {
@@ -28,14 +28,8 @@ function recordLive() {
 
 describe('resume past the history', { timeout: 120_000 }, () => {
   let world, browser;
-  before(async () => {
-    world = await startWorld({ extraConf: 'history.maxlen = 10' });
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close().catch(() => {});
-    await world?.stop();
-  });
+  before(async () => ({ world, browser } = await openWorld({ extraConf: 'history.maxlen = 10' })));
+  after(() => closeWorld(world, browser));
 
   test('a WebSocket that comes back past the trimmed history resets, and the page refetches', async () => {
     const sig = await world.createSignal({ symbol: 'IBM' });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { repo, startWorld, launchBrowser, newPage, waitLive, textOf, waitText } from './world.mjs';
+import { openWorld, closeWorld, repo, newPage, waitLive, textOf, waitText } from './world.mjs';
 
 // docs/img when asked (make screenshots); otherwise a temp folder, so that a
 // test run leaves the working tree as it was
@@ -22,8 +22,7 @@ function pngSize(file) {
 describe('screenshots', { timeout: 150_000 }, () => {
   let world, browser, sig, user;
   before(async () => {
-    world = await startWorld();
-    browser = await launchBrowser();
+    ({ world, browser } = await openWorld());
     mkdirSync(IMG, { recursive: true });
     // a user with some history: three closed trades (two wins) on earlier signals
     user = world.token('zoe');
@@ -40,10 +39,7 @@ describe('screenshots', { timeout: 150_000 }, () => {
     });
     for (let i = 1; i <= 11; i++) await world.fire(world.token(`pilot-${i}`), sig.id);
   });
-  after(async () => {
-    await browser?.close().catch(() => {});
-    await world?.stop();
-  });
+  after(() => closeWorld(world, browser));
 
   // opens the page as zoe, fires, and shows a price; checks the stats are the API's
   async function livePage(contextOptions, price) {

@@ -1,18 +1,12 @@
 // Loading and error states: FIRE in flight, FIRE failing, the state failing to load, the browser offline.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorld, launchBrowser, newPage, waitLive, textOf, waitText } from './world.mjs';
+import { openWorld, closeWorld, newPage, waitLive, textOf, waitText } from './world.mjs';
 
 describe('loading and error states', { timeout: 150_000 }, () => {
   let world, browser;
-  before(async () => {
-    world = await startWorld();
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close().catch(() => {});
-    await world?.stop();
-  });
+  before(async () => ({ world, browser } = await openWorld()));
+  after(() => closeWorld(world, browser));
 
   async function open(sub) {
     const sig = await world.createSignal();

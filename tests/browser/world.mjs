@@ -170,6 +170,23 @@ export async function startWorld(options = {}) {
 
 /* ---- the browser ---- */
 
+// A stack and a browser for one describe block: `before` opens both, `after`
+// closes both (a stack whose browser fails to start is stopped at once).
+export async function openWorld(options = {}) {
+  const world = await startWorld(options);
+  try {
+    return { world, browser: await launchBrowser() };
+  } catch (e) {
+    await world.stop();
+    throw e;
+  }
+}
+
+export async function closeWorld(world, browser) {
+  await browser?.close().catch(() => {});
+  await world?.stop();
+}
+
 export async function launchBrowser() {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
