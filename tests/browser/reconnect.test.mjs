@@ -1,32 +1,7 @@
 // With sortie-pushd stopped and started again the page degrades to polling, comes back to WebSocket, and misses or doubles no event.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openWorld, closeWorld, newPage, waitLive, textOf, waitText } from './world.mjs';
-
-// records every event mission.js is handed (by wrapping SortieLive.connect's onEvent)
-function recordEvents() {
-  window.__events = [];
-  let live;
-  Object.defineProperty(window, 'SortieLive', {
-    configurable: true,
-    get() { return live; },
-    set(v) {
-      live = {
-        ...v,
-        connect(opts) {
-          return v.connect({
-            ...opts,
-            onEvent(env) {
-              window.__events.push({ id: env.id, type: env.type, data: env.data,
-                via: window.sortieLive ? window.sortieLive.transport : null });
-              return opts.onEvent(env);
-            },
-          });
-        },
-      };
-    },
-  });
-}
+import { openWorld, closeWorld, recordLive, newPage, waitLive, textOf, waitText } from './world.mjs';
 
 // "<ms>-<seq>" ids compare as numbers
 const idCmp = (a, b) => {
@@ -67,7 +42,7 @@ describe('push daemon outage', { timeout: 200_000 }, () => {
     ({ world, browser } = await openWorld());
     sig = await world.createSignal({ symbol: 'AAPL' });
     page = await newPage(browser);
-    await page.addInitScript(recordEvents);
+    await page.addInitScript(recordLive);
     await page.goto(world.missionUrl(sig.id, world.token('uma')));
     await waitLive(page, 'websocket');
   });

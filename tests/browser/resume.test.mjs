@@ -1,30 +1,7 @@
 // A page that comes back after its history was trimmed gets a reset and refetches its state.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openWorld, closeWorld, newPage, waitLive, textOf, waitText } from './world.mjs';
-
-// records the resets and events mission.js is handed (by wrapping SortieLive.connect)
-function recordLive() {
-  window.__resets = [];
-  window.__events = [];
-  let live;
-  Object.defineProperty(window, 'SortieLive', {
-    configurable: true,
-    get() { return live; },
-    set(v) {
-      live = {
-        ...v,
-        connect(opts) {
-          return v.connect({
-            ...opts,
-            onEvent(env) { window.__events.push(env); return opts.onEvent(env); },
-            onReset(ch) { window.__resets.push(ch); return opts.onReset(ch); },
-          });
-        },
-      };
-    },
-  });
-}
+import { openWorld, closeWorld, recordLive, newPage, waitLive, textOf, waitText } from './world.mjs';
 
 describe('resume past the history', { timeout: 120_000 }, () => {
   let world, browser;

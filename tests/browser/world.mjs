@@ -197,6 +197,39 @@ export async function launchBrowser() {
   return browser;
 }
 
+// An init script (page.addInitScript(recordLive)): records in window.__events
+// every event the page's code is handed ({id, type, data, and the transport
+// it came by}) and in window.__resets every channel reset, by wrapping
+// SortieLive.connect's callbacks.
+export function recordLive() {
+  window.__events = [];
+  window.__resets = [];
+  let live;
+  Object.defineProperty(window, 'SortieLive', {
+    configurable: true,
+    get() { return live; },
+    set(v) {
+      live = {
+        ...v,
+        connect(opts) {
+          return v.connect({
+            ...opts,
+            onEvent(env) {
+              window.__events.push({ id: env.id, type: env.type, data: env.data,
+                via: window.sortieLive ? window.sortieLive.transport : null });
+              return opts.onEvent(env);
+            },
+            onReset(ch) {
+              window.__resets.push(ch);
+              return opts.onReset ? opts.onReset(ch) : undefined;
+            },
+          });
+        },
+      };
+    },
+  });
+}
+
 // a new page in its own context, with the playwright timeouts set
 export async function newPage(browser, contextOptions = {}) {
   const context = await browser.newContext(contextOptions);
