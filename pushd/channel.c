@@ -9,7 +9,13 @@
  * exhausted at cursor C (every event up to C was in it), the waiting events
  * with ids after each subscription's position go out, in order, and the
  * subscriptions are live. Every delivery moves the subscription's position,
- * and nothing at or before the position is delivered again. */
+ * and nothing at or before the position is delivered again.
+ *
+ * Flow control: history goes out only while the client's queue has room
+ * (half of push.outbuf_max); the rest of a page is read again, from the last
+ * event sent, once the queue has drained. A client far behind therefore gets
+ * its backlog as fast as it reads it, and is never cut off for the size of
+ * the backlog itself, only for not reading. */
 #include "pushd.h"
 
 #include <stdio.h>
@@ -33,6 +39,10 @@ struct pd_channel {
   struct pd_channel *hnext;
 };
 
+/* An upper bound of what a transport adds to an envelope (SSE's id, event
+ * and data lines; a WebSocket frame header), for queue budgets. */
+#define EV_FRAMING 160
+
 struct pd_job {
   struct pd_client *c;
   struct pd_sub **subs;
@@ -46,6 +56,7 @@ struct pd_job {
   uint8_t delivered; /* any event went out during this job */
   uint8_t from_now;  /* started without a cursor: everything that came live counts */
   uint8_t announced; /* the transport was told the subscriptions are in place */
+  uint8_t throttled; /* waits for the client's queue to drain */
   struct pd_job *next; /* on the list of jobs waiting for Redis */
 };
 
@@ -266,6 +277,8 @@ static struct pd_job *waiting_head; /* jobs whose history read must be (re)sent 
 
 static int job_ready(struct pd_job *j)
 {
+  if (j->throttled && j->c->qbytes)
+    return 0;
   for (uint32_t i = 0; i < j->nsubs; i++)
     if (j->subs[i]->ch->state != CH_SUBSCRIBED)
       return 0;
@@ -315,7 +328,7 @@ static void job_pend(struct pd_job *j, struct pd_event *e)
     j->pending = sortie_xrealloc(j->pending, j->cappending * sizeof *j->pending);
   }
   j->pending[j->npending++] = pd_event_ref(e);
-  j->pending_bytes += e->env->len;
+  j->pending_bytes += e->env->len + EV_FRAMING;
   if (j->pending_bytes > (size_t)pd_cfg->push_outbuf_max) {
     pd_stats_self()->slow_disconnects++;
     pd_client_close(j->c, "too many events waiting while resuming");
@@ -329,6 +342,23 @@ static void job_wait(struct pd_job *j)
   job_unwait(j);
   j->next = waiting_head;
   waiting_head = j;
+}
+
+/* Whether `len` more bytes for the client fit in its share of the queue. An
+ * empty queue always takes one event, however big. */
+static int job_room(const struct pd_job *j, size_t len)
+{
+  const struct pd_client *c = j->c;
+  return c->qbytes == 0 || c->qbytes + len <= (size_t)pd_cfg->push_outbuf_max / 2;
+}
+
+/* No room: the job goes on when the client's queue is empty (pd_jobs_on_drain). */
+static void job_throttle(struct pd_job *j)
+{
+  j->throttled = 1;
+  j->c->throttled = 1;
+  j->inflight = 0;
+  job_wait(j);
 }
 
 static struct pd_sub *job_sub(struct pd_job *j, const char *channel)
@@ -357,6 +387,12 @@ static void deliver(struct pd_job *j, struct pd_sub *s, struct pd_event *e)
 static void job_done(struct pd_job *j)
 {
   struct pd_client *c = j->c;
+  if (c->qbytes && c->qbytes + j->pending_bytes > (size_t)pd_cfg->push_outbuf_max) {
+    /* what waited would not fit behind the queue: once it is empty, read
+     * again from the cursor (finds nothing older) and finish then */
+    job_throttle(j);
+    return;
+  }
   struct pd_pos at;
   if (pd_pos_parse(j->cursor, strlen(j->cursor), &at) < 0)
     at = (struct pd_pos){0, 0};
@@ -384,6 +420,7 @@ static void job_done(struct pd_job *j)
     if (j->from_now && pd_pos_cmp(s->pos, at) < 0)
       s->pos = at;
     s->job = NULL;
+    s->reset_sent = 0;
   }
   /* the position the client stands at: the newest of `at` and what went out */
   char cur[SORTIE_STREAM_ID_MAX + 1];
@@ -414,8 +451,9 @@ static void on_history(void *ud, struct pd_hist *h)
   }
   for (uint32_t i = 0; i < h->nresets && !c->closing; i++) {
     struct pd_sub *s = job_sub(j, h->resets[i]);
-    if (s == NULL)
-      continue;
+    if (s == NULL || s->reset_sent)
+      continue; /* a page read again after a pause can report it again */
+    s->reset_sent = 1;
     /* its history is gone: the client refetches its state, and gets what
      * comes after the present */
     pd_pos_parse(h->cursor, strlen(h->cursor), &s->pos);
@@ -423,13 +461,26 @@ static void on_history(void *ud, struct pd_hist *h)
     int n = snprintf(msg, sizeof msg, "{\"type\":\"reset\",\"channel\":\"%s\"}", h->resets[i]);
     c->tp->control(c, msg, (size_t)n, h->cursor);
   }
-  for (uint32_t i = 0; i < h->nevents && !c->closing; i++) {
-    struct pd_sub *s = job_sub(j, h->events[i]->channel);
-    if (s)
-      deliver(j, s, h->events[i]);
+  uint32_t i;
+  for (i = 0; i < h->nevents && !c->closing; i++) {
+    struct pd_event *e = h->events[i];
+    struct pd_sub *s = job_sub(j, e->channel);
+    if (s == NULL || pd_pos_cmp(e->pos, s->pos) <= 0)
+      continue;
+    if (!job_room(j, e->env->len + EV_FRAMING))
+      break;
+    deliver(j, s, e);
   }
   if (c->closing || j->cancelled) {
     job_free(j); /* the teardown detached every subscription */
+    return;
+  }
+  if (i < h->nevents) {
+    /* the queue is full: the rest of the page after the last event handled
+     * is read again once the client has taken what it has */
+    if (i > 0)
+      pd_pos_format(h->events[i - 1]->pos, j->cursor);
+    job_throttle(j);
     return;
   }
   memcpy(j->cursor, h->cursor, sizeof j->cursor);
@@ -474,6 +525,7 @@ static void job_send(struct pd_job *j)
     job_wait(j);
     return;
   }
+  j->throttled = 0;
   if (!j->announced) {
     /* every channel is subscribed in Redis: from here on nothing published
      * can be missed, so the client may be told (WebSocket "subscribed") */
@@ -511,6 +563,7 @@ void pd_job_start(struct pd_client *c, struct pd_sub **subs, uint32_t n, const c
     if (subs[i]->job)
       job_detach(subs[i]->job, subs[i]);
     subs[i]->job = j;
+    subs[i]->reset_sent = 0;
     j->subs[j->nsubs++] = subs[i];
   }
   snprintf(j->cursor, sizeof j->cursor, "%s", cursor ? cursor : "");
@@ -521,6 +574,11 @@ void pd_job_start(struct pd_client *c, struct pd_sub **subs, uint32_t n, const c
 uint32_t pd_job_nsubs(const struct pd_job *j)
 {
   return j ? j->nsubs : 0;
+}
+
+int pd_job_announced(const struct pd_job *j)
+{
+  return j == NULL || j->announced;
 }
 
 const char *pd_job_channel(const struct pd_job *j, uint32_t i)
@@ -555,6 +613,22 @@ void pd_channel_on_subscribed(const char *name, size_t nlen)
 void pd_jobs_on_cmd_up(void)
 {
   jobs_retry();
+}
+
+void pd_jobs_on_drain(struct pd_client *c)
+{
+  /* one at a time from the head: a job_send may close the client, and the
+   * teardown frees the client's jobs */
+  for (;;) {
+    struct pd_job *j = waiting_head;
+    while (j && !(j->c == c && j->throttled))
+      j = j->next;
+    if (j == NULL || c->closing)
+      return;
+    job_unwait(j);
+    j->throttled = 0;
+    job_send(j);
+  }
 }
 
 /* Once a second: a job that could not be sent (its channels not yet
@@ -606,6 +680,7 @@ void pd_channels_on_redis_down(void)
         j->subs = sortie_xmalloc(n * sizeof *j->subs);
         for (uint32_t k = 0; k < n; k++) {
           live[k]->job = j;
+          live[k]->reset_sent = 0;
           j->subs[j->nsubs++] = live[k];
         }
         memcpy(j->cursor, cur, sizeof j->cursor);

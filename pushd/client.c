@@ -166,8 +166,14 @@ void pd_client_flush(struct pd_client *c)
   c->qhead = c->qcap = 0;
   if (c->io.events & EPOLLOUT)
     pd_io_mod(&c->io, EPOLLIN | EPOLLRDHUP);
-  if (c->close_after_flush)
+  if (c->close_after_flush) {
     pd_client_close(c, "closed after flush");
+    return;
+  }
+  if (c->throttled) {
+    c->throttled = 0;
+    pd_jobs_on_drain(c);
+  }
 }
 
 static void conn_released(void *ud, int allowed, int failed)

@@ -182,6 +182,7 @@ struct pd_client {
   uint8_t dirty;                /* on the flush list */
   uint8_t close_after_flush;    /* close once the queue is written */
   uint8_t counted;              /* holds a slot in the per-user limit */
+  uint8_t throttled;            /* a resume job waits for the queue to drain */
   /* outbound queue: a ring of chunk references */
   struct pd_qent *q;
   uint32_t qhead, qlen, qcap;
@@ -228,6 +229,7 @@ struct pd_sub {
   uint32_t ch_idx;      /* index in ch->subs */
   struct pd_pos pos;    /* the last event this client got here */
   struct pd_job *job;   /* resuming; NULL once live */
+  uint8_t reset_sent;   /* this job already told the client "reset" here */
 };
 
 /** Subscribes client `c` to channel `name` (must be valid; checks done by the
@@ -246,6 +248,9 @@ void pd_job_start(struct pd_client *c, struct pd_sub **subs, uint32_t n, const c
 /** The channels of a job (for a transport's caught_up). */
 uint32_t pd_job_nsubs(const struct pd_job *j);
 const char *pd_job_channel(const struct pd_job *j, uint32_t i);
+/** Whether the transport was told a job's subscriptions are in place (its
+ * ready() ran); true for no job (a live subscription). */
+int pd_job_announced(const struct pd_job *j);
 
 /** Number of channels this worker is subscribed to. */
 extern uint32_t pd_nchannels;
@@ -257,6 +262,9 @@ void pd_channel_on_unsubscribed(const char *name, size_t nlen);
 void pd_channels_on_redis_down(void);
 void pd_channels_on_redis_up(void);
 void pd_jobs_on_cmd_up(void);
+/** The client's queue is empty again: its resume jobs that stopped for room
+ * go on (from pd_client_flush). */
+void pd_jobs_on_drain(struct pd_client *c);
 void pd_jobs_tick(void);
 
 /* --------------------------------------------------------------- redis.c */

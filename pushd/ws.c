@@ -219,7 +219,10 @@ static void subscribe(struct pd_client *c, json_object *msg)
                pd_cfg->push_max_channels);
     return;
   }
-  /* channels already subscribed are live now: say so at once */
+  /* Channels already subscribed are in place in Redis: say so at once, even
+   * while their history is still being sent (the request asks for nothing
+   * new). One whose subscription is not yet in Redis is named by that
+   * subscription's own "subscribed" (ws_ready), which is still to come. */
   if (fresh < n) {
     struct sortie_buf ack = {0};
     sortie_buf_puts(&ack, "{\"type\":\"subscribed\",\"channels\":[");
@@ -227,7 +230,7 @@ static void subscribe(struct pd_client *c, json_object *msg)
     for (size_t i = 0; i < n; i++) {
       const char *name = json_object_get_string(json_object_array_get_idx(chans, i));
       struct pd_sub *s = pd_sub_find(c, name);
-      if (s == NULL || s->job)
+      if (s == NULL || !pd_job_announced(s->job))
         continue;
       sortie_buf_printf(&ack, "%s\"%s\"", first ? "" : ",", name);
       first = 0;

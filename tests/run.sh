@@ -23,6 +23,7 @@ passed=0
 failed=0
 failed_names=""
 log="$SORTIE_TEST_TMP/output.log"
+summary="$SORTIE_TEST_TMP/failures.log"
 
 cleanup_worlds() {
   for w in "$SORTIE_TEST_TMP"/world-*; do
@@ -49,9 +50,18 @@ run_one() {
     p=$(echo "$syn" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
     passed=$((passed + p))
     failed=$((failed + t - p))
-    [ "$t" != "$p" ] && failed_names="$failed_names $name"
+    if [ "$t" != "$p" ]; then
+      failed_names="$failed_names $name"
+      # kept for the end of the run: a CI log is often read from its tail
+      { echo "-- $name"
+        grep -E -A4 'Assertion Failed|\[FAIL\]|CRASH|[Tt]imed out|[Ss]ignal' "$log" | head -n 60
+      } >>"$summary"
+    fi
   else
     echo "!! $name ended without a report (exit $rc)"
+    { echo "-- $name ended without a report (exit $rc); its last lines:"
+      tail -n 20 "$log"
+    } >>"$summary"
     failed=$((failed + 1))
     failed_names="$failed_names $name"
   fi
@@ -86,13 +96,21 @@ if [ -f "$here/tests/browser/run.sh" ] && { [ -z "$filter" ] || [ "$filter" = br
     passed=$((passed + ${line%% passed*}))
     f=${line#*, }
     failed=$((failed + ${f%% failed}))
-    [ "${f%% failed}" != 0 ] && failed_names="$failed_names browser"
+    if [ "${f%% failed}" != 0 ]; then
+      failed_names="$failed_names browser"
+      { echo "-- browser"
+        echo "$out" | grep -E -A6 '^ *✖' | head -n 60
+      } >>"$summary"
+    fi
   else
     failed=$((failed + 1))
     failed_names="$failed_names browser"
   fi
 fi
 
-[ -n "$failed_names" ] && echo "failed in:$failed_names"
+if [ -n "$failed_names" ]; then
+  [ -s "$summary" ] && { echo "== what failed"; cat "$summary"; }
+  echo "failed in:$failed_names"
+fi
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -525,6 +525,100 @@ Test(rules, ws_unsubscribe_stops_a_channel)
   free(tok);
 }
 
+/* A subscribe for a channel the connection already has is answered even
+ * while that channel's history is still going out (it once got no answer). */
+Test(rules, ws_subscribing_again_while_history_is_sent_is_answered)
+{
+  enum { N = 900 }; /* two pages of history (the cap is 1000), several times push.outbuf_max */
+  char ch[128];
+  snprintf(ch, sizeof ch, "%s", chan("market"));
+  char *c0 = cursor_now(ch);
+  char *ids[N];
+  publish_n(ch, N, ids);
+  char *tok = token_for(uniq("u"), "user");
+  struct ws_client *ws = ws_ok(tok);
+  char *w = strf("[\"%s\"]", ch);
+  char *since = strf("\"%s\"", c0);
+  ws_subscribe(ws, w, since);
+  cr_assert_eq(ws_sendf(ws, "{\"action\":\"subscribe\",\"channels\":%s}", w), 0);
+  /* every event once, in order, and one more "subscribed" somewhere among them */
+  int acks = 0;
+  size_t k = 0;
+  while (k < N || acks == 0) {
+    json_object *o = ws_next_json(ws, T_LONG);
+    cr_assert_not_null(o, "after %zu of %d events and %d answers: nothing more", k, N, acks);
+    if (strcmp(jget_str(o, "type"), "subscribed") == 0) {
+      json_object *got = NULL, *want = json_tokener_parse(w);
+      cr_assert(json_object_object_get_ex(o, "channels", &got));
+      cr_assert(json_object_equal(want, got), "%s", json_object_to_json_string(o));
+      json_object_put(want);
+      acks++;
+    } else {
+      cr_assert_lt(k, (size_t)N, "an event more than published: %s",
+                   json_object_to_json_string(o));
+      cr_assert_str_eq(jget_str(o, "id"), ids[k], "event %zu: %s", k, json_object_to_json_string(o));
+      k++;
+    }
+    json_object_put(o);
+  }
+  cr_assert_eq(acks, 1);
+  ws_expect_quiet(ws, 300);
+  ws_close(ws);
+  free_ids(ids, N);
+  free(since);
+  free(w);
+  free(tok);
+  free(c0);
+}
+
+/* A backlog many times push.outbuf_max goes out whole, as fast as the client
+ * reads it: the bound cuts off a client that does not read, not one that is
+ * far behind (it once cut off every client whose missed page outgrew it). */
+Test(rules, a_backlog_bigger_than_the_queue_bound_resumes_whole)
+{
+  enum { N = 600, PAD = 1000 }; /* about 650 KB of history; the bound is 64 KB */
+  char ch[128];
+  snprintf(ch, sizeof ch, "%s", chan("market"));
+  char *c0 = cursor_now(ch);
+  char *pad = malloc(PAD + 1);
+  memset(pad, 'q', PAD);
+  pad[PAD] = '\0';
+  char *ids[N];
+  for (int i = 0; i < N; i++) {
+    char *d = strf("{\"i\":%d,\"pad\":\"%s\"}", i, pad);
+    ids[i] = publish_ok(ch, "market_update", d);
+    free(d);
+  }
+  char *tok = token_for(uniq("u"), "user");
+  /* SSE by Last-Event-ID, through a small receive buffer */
+  char *path = strf("/events?channels=%s", ch);
+  struct sse_client *s = sse_open(world_push_base(), path, tok, c0, NULL, 4096, T_SHORT);
+  cr_assert(s && s->status == 200);
+  sse_expect_ids(s, ids, N, 0);
+  /* WebSocket by since */
+  struct ws_client *ws = ws_ok(tok);
+  char *w = strf("[\"%s\"]", ch);
+  char *since = strf("\"%s\"", c0);
+  ws_subscribe(ws, w, since);
+  ws_expect_ids(ws, ids, N);
+  /* both are live afterwards: neither was cut off */
+  char *last = publish_ok(ch, "market_update", "{\"after\":1}");
+  cr_assert_geq(sse_read_events(s, N + 1, T_LONG), N + 1, "the SSE stream ended");
+  cr_assert_str_eq(sse_event(s, N)->id, last);
+  ws_expect_ids(ws, &last, 1);
+  ws_expect_quiet(ws, 300);
+  free(last);
+  free_ids(ids, N);
+  free(since);
+  free(w);
+  ws_close(ws);
+  sse_close(s);
+  free(path);
+  free(pad);
+  free(tok);
+  free(c0);
+}
+
 /* opens a subscribed WebSocket for an abuse test */
 static struct ws_client *victim(void)
 {
