@@ -449,6 +449,13 @@ static void on_history(void *ud, struct pd_hist *h)
     job_wait(j);
     return;
   }
+  /* The position a reset hands out (SSE id, long-poll cursor): the end of
+   * the page only when every channel of the job is reset; otherwise where
+   * the page starts, since events of the other channels still follow. */
+  uint32_t nreset = 0;
+  for (uint32_t i = 0; i < h->nresets; i++)
+    nreset += job_sub(j, h->resets[i]) != NULL;
+  const char *reset_at = nreset >= j->nsubs || j->cursor[0] == '\0' ? h->cursor : j->cursor;
   for (uint32_t i = 0; i < h->nresets && !c->closing; i++) {
     struct pd_sub *s = job_sub(j, h->resets[i]);
     if (s == NULL || s->reset_sent)
@@ -459,7 +466,7 @@ static void on_history(void *ud, struct pd_hist *h)
     pd_pos_parse(h->cursor, strlen(h->cursor), &s->pos);
     char msg[160];
     int n = snprintf(msg, sizeof msg, "{\"type\":\"reset\",\"channel\":\"%s\"}", h->resets[i]);
-    c->tp->control(c, msg, (size_t)n, h->cursor);
+    c->tp->control(c, msg, (size_t)n, reset_at);
   }
   uint32_t i;
   for (i = 0; i < h->nevents && !c->closing; i++) {

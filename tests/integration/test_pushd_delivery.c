@@ -457,6 +457,80 @@ Test(delivery, trimmed_history_gives_reset_but_an_untrimmed_cursor_resumes)
   free(tok);
 }
 
+/* A reset on one channel of a resume, with many events still to come on the
+ * other: the cursor a reset hands out must not pass those events (it once
+ * was the end of the page, so a long-poll answer of 100 skipped the rest,
+ * and an SSE client reconnecting at the reset lost them). */
+Test(delivery, a_reset_on_one_channel_loses_nothing_on_the_others)
+{
+  enum { NB = 150 };
+  char a[128], b[128];
+  snprintf(a, sizeof a, "%s", chan("market"));
+  snprintf(b, sizeof b, "%s", chan("market"));
+  char *both = strf("%s,%s", a, b);
+  char *c0 = cursor_now(both);
+  char *aid[6], *bid[NB];
+  publish_n(a, 3, aid);
+  publish_n(b, NB, bid);
+  publish_n(a, 3, aid + 3);
+  /* a's history after c0 is cut: keep its last 2 */
+  char key[256];
+  snprintf(key, sizeof key, "%sh:%s", kp(), a);
+  const char *av[] = {"XTRIM", key, "MAXLEN", "2"};
+  cr_assert_eq(rinteger(4, av), 4);
+  char *tok = token_for(uniq("u"), "user");
+
+  /* SSE: the reset's id comes before b's events, never after them */
+  struct sse_client *sse = sse_ok(both, tok, NULL, c0);
+  cr_assert_geq(sse_read_events(sse, 1 + NB, T_LONG), 1 + NB);
+  cr_assert_str_eq(sse_event(sse, 0)->event, "reset");
+  cr_assert_not_null(sse_event(sse, 0)->id);
+  for (int i = 0; i < NB; i++) {
+    cr_assert_str_eq(sse_event(sse, 1 + (size_t)i)->id, bid[i]);
+    cr_assert_lt(idcmp(sse_event(sse, 0)->id, bid[i]), 0,
+                 "the reset's id %s passes event %s still to come", sse_event(sse, 0)->id,
+                 bid[i]);
+  }
+  sse_close(sse);
+
+  /* long-poll, answer after answer from the cursor each gives: every event
+   * of b once, in order */
+  char *cur = strdup(c0);
+  int got = 0, resets = 0;
+  for (int round = 0; round < 8 && got < NB; round++) {
+    char *path = strf("/poll?channels=%s&cursor=%s&timeout=1", both, cur);
+    struct pc_resp pr;
+    cr_assert_eq(pd_get(path, tok, NULL, &pr, T_LONG), 0);
+    cr_assert_eq(pr.status, 200, "%s", pr.body);
+    json_object *o = json_tokener_parse(pr.body), *evs = NULL;
+    cr_assert(json_object_object_get_ex(o, "events", &evs), "%s", pr.body);
+    for (size_t i = 0; i < json_object_array_length(evs); i++) {
+      json_object *e = json_object_array_get_idx(evs, i);
+      if (strcmp(jget_str(e, "type"), "reset") == 0) {
+        resets++;
+        continue;
+      }
+      cr_assert_str_eq(jget_str(e, "channel"), b, "after its reset, nothing old of a");
+      cr_assert_lt(got, NB, "more events than published");
+      cr_assert_str_eq(jget_str(e, "id"), bid[got], "event %d", got);
+      got++;
+    }
+    free(cur);
+    cur = strdup(jget_str(o, "cursor"));
+    json_object_put(o);
+    pc_resp_free(&pr);
+    free(path);
+  }
+  cr_assert_eq(got, NB, "long-poll gave %d of %d events of the other channel", got, NB);
+  cr_assert_geq(resets, 1);
+  free(cur);
+  free_ids(aid, 6);
+  free_ids(bid, NB);
+  free(tok);
+  free(c0);
+  free(both);
+}
+
 Test(delivery, long_poll_returns_missed_events_and_a_new_cursor)
 {
   const char *ch = chan("market");
