@@ -384,9 +384,31 @@ static void deliver(struct pd_job *j, struct pd_sub *s, struct pd_event *e)
 /* History is exhausted at j->cursor: the pending events go out and the
  * subscriptions are live. Runs with j->inflight set (the job cannot be freed
  * under it); frees the job. */
+/* Drops the waiting events that history already delivered (a page read
+ * again after a pause brings the live events that waited meanwhile), so
+ * that only what is still to go counts against the bound. */
+static void job_prune(struct pd_job *j)
+{
+  uint32_t k = 0;
+  size_t bytes = 0;
+  for (uint32_t i = 0; i < j->npending; i++) {
+    struct pd_event *e = j->pending[i];
+    struct pd_sub *s = job_sub(j, e->channel);
+    if (s == NULL || pd_pos_cmp(e->pos, s->pos) <= 0) {
+      pd_event_unref(e);
+      continue;
+    }
+    j->pending[k++] = e;
+    bytes += e->env->len + EV_FRAMING;
+  }
+  j->npending = k;
+  j->pending_bytes = bytes;
+}
+
 static void job_done(struct pd_job *j)
 {
   struct pd_client *c = j->c;
+  job_prune(j);
   if (c->qbytes && c->qbytes + j->pending_bytes > (size_t)pd_cfg->push_outbuf_max) {
     /* what waited would not fit behind the queue: once it is empty, read
      * again from the cursor (finds nothing older) and finish then */

@@ -576,7 +576,7 @@ Test(rules, ws_subscribing_again_while_history_is_sent_is_answered)
  * far behind (it once cut off every client whose missed page outgrew it). */
 Test(rules, a_backlog_bigger_than_the_queue_bound_resumes_whole)
 {
-  enum { N = 600, PAD = 1000 }; /* about 650 KB of history; the bound is 64 KB */
+  enum { N = 600, PAD = 1000, L = 50 }; /* about 650 KB of history; the bound is 64 KB */
   char ch[128];
   snprintf(ch, sizeof ch, "%s", chan("market"));
   char *c0 = cursor_now(ch);
@@ -590,25 +590,31 @@ Test(rules, a_backlog_bigger_than_the_queue_bound_resumes_whole)
     free(d);
   }
   char *tok = token_for(uniq("u"), "user");
-  /* SSE by Last-Event-ID, through a small receive buffer */
+  /* SSE by Last-Event-ID, through a small receive buffer; events published
+   * while it is still behind (they wait in its resume) come after, once */
   char *path = strf("/events?channels=%s", ch);
   struct sse_client *s = sse_open(world_push_base(), path, tok, c0, NULL, 4096, T_SHORT);
   cr_assert(s && s->status == 200);
+  char *live[L];
+  publish_n(ch, L, live);
   sse_expect_ids(s, ids, N, 0);
+  sse_expect_ids(s, live, L, N);
   /* WebSocket by since */
   struct ws_client *ws = ws_ok(tok);
   char *w = strf("[\"%s\"]", ch);
   char *since = strf("\"%s\"", c0);
   ws_subscribe(ws, w, since);
   ws_expect_ids(ws, ids, N);
+  ws_expect_ids(ws, live, L);
   /* both are live afterwards: neither was cut off */
   char *last = publish_ok(ch, "market_update", "{\"after\":1}");
-  cr_assert_geq(sse_read_events(s, N + 1, T_LONG), N + 1, "the SSE stream ended");
-  cr_assert_str_eq(sse_event(s, N)->id, last);
+  cr_assert_geq(sse_read_events(s, N + L + 1, T_LONG), N + L + 1, "the SSE stream ended");
+  cr_assert_str_eq(sse_event(s, N + L)->id, last);
   ws_expect_ids(ws, &last, 1);
   ws_expect_quiet(ws, 300);
   free(last);
   free_ids(ids, N);
+  free_ids(live, L);
   free(since);
   free(w);
   ws_close(ws);
