@@ -54,7 +54,7 @@ run_one() {
       failed_names="$failed_names $name"
       # kept for the end of the run: a CI log is often read from its tail
       { echo "-- $name"
-        grep -E -A4 'Assertion Failed|\[FAIL\]|CRASH|[Tt]imed out|[Ss]ignal' "$log" | head -n 60
+        grep -E -A4 'Assertion Failed|\[FAIL\]|Unexpected signal' "$log" | head -n 60
       } >>"$summary"
     fi
   else
