@@ -116,7 +116,7 @@ void sortie_api_mission(struct sortie_app *app, struct sortie_req *req, struct s
 void sortie_api_events(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)
 {
   char chans[EVENTS_MAX_CHANNELS * (SORTIE_CHANNEL_MAX + 1) + 1];
-  char cur[SORTIE_STREAM_ID_MAX + 1] = "", lim[8], maxage[16];
+  char cur[SORTIE_EVENT_ID_MAX + 1] = "", lim[8], maxage[16];
   long cn = sortie_query_get(req->query, "channels", chans, sizeof chans);
   if (cn <= 0) {
     sortie_problem_field(resp, 400, "channels", "channels is required: a comma-separated list "
@@ -138,7 +138,7 @@ void sortie_api_events(struct sortie_app *app, struct sortie_req *req, struct so
   long kn = sortie_query_get(req->query, "cursor", curbuf, sizeof curbuf);
   uint64_t ms, seq;
   if (kn > 0) {
-    if ((size_t)kn > SORTIE_STREAM_ID_MAX || sortie_stream_id_parse(curbuf, (size_t)kn, &ms, &seq) < 0) {
+    if ((size_t)kn > SORTIE_EVENT_ID_MAX || sortie_event_id_parse(curbuf, (size_t)kn, &ms, &seq) < 0) {
       sortie_problem_field(resp, 400, "cursor", "cursor is not one this server gave out");
       return;
     }

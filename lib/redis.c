@@ -1,5 +1,6 @@
 /* Blocking Redis access over hiredis. */
 #include "redis.h"
+#include "redis_private.h"
 #include "buf.h"
 #include "decimal.h"
 #include "log.h"
@@ -16,7 +17,7 @@ struct sortie_redis {
   const struct sortie_cfg *cfg;
   redisContext *ctx;
   char err[256];
-  char equity_units[32]; /* trading.equity_start in 10^-8 units, for the scripts */
+  struct sortie_script_env env;
 };
 
 static char sha_hex[SORTIE_LUA_COUNT][41];
@@ -33,10 +34,8 @@ const char *sortie_redis_script_sha(enum sortie_lua s)
   return sha_hex[s];
 }
 
-struct sortie_redis *sortie_redis_new(const struct sortie_cfg *c)
+void sortie_script_env_init(struct sortie_script_env *env, const struct sortie_cfg *c)
 {
-  struct sortie_redis *r = sortie_xcalloc(1, sizeof *r);
-  r->cfg = c;
   struct sortie_dec d, u;
   if (sortie_dec_parse(c->trading_equity_start, strlen(c->trading_equity_start), &d) < 0 ||
       sortie_dec_rescale(d, SORTIE_DEC_MAX_SCALE, &u) < 0) {
@@ -44,7 +43,54 @@ struct sortie_redis *sortie_redis_new(const struct sortie_cfg *c)
              c->trading_equity_start);
     u.units = 0;
   }
-  snprintf(r->equity_units, sizeof r->equity_units, "%lld", (long long)u.units);
+  snprintf(env->equity, sizeof env->equity, "%lld", (long long)u.units);
+  snprintf(env->maxlen, sizeof env->maxlen, "%d", c->history_maxlen);
+}
+
+void sortie_script_head(const char **av, size_t *al, const struct sortie_script_env *env,
+                        const struct sortie_cfg *c, enum sortie_lua s, int eval)
+{
+  av[0] = eval ? "EVAL" : "EVALSHA";
+  av[1] = eval ? sortie_lua_src[s] : sortie_redis_script_sha(s);
+  av[2] = "0";
+  av[3] = c->redis_prefix;
+  av[4] = env->maxlen;
+  av[5] = env->equity;
+  for (int i = 0; i < SORTIE_SCRIPT_HEAD; i++)
+    al[i] = strlen(av[i]);
+}
+
+int sortie_redis_setup(const struct sortie_cfg *c, const char *av[2][2], char db[16])
+{
+  int n = 0;
+  if (c->redis_password && c->redis_password[0]) {
+    av[n][0] = "AUTH";
+    av[n++][1] = c->redis_password;
+  }
+  if (c->redis_db) {
+    snprintf(db, 16, "%d", c->redis_db);
+    av[n][0] = "SELECT";
+    av[n++][1] = db;
+  }
+  return n;
+}
+
+int sortie_redis_channel_key(const struct sortie_cfg *c, const char *name, char *out, size_t n)
+{
+  int k = snprintf(out, n, "%sch:%s", c->redis_prefix, name);
+  return k < 0 || (size_t)k >= n ? -1 : k;
+}
+
+size_t sortie_redis_channel_prefix_len(const struct sortie_cfg *c)
+{
+  return strlen(c->redis_prefix) + 3;
+}
+
+struct sortie_redis *sortie_redis_new(const struct sortie_cfg *c)
+{
+  struct sortie_redis *r = sortie_xcalloc(1, sizeof *r);
+  r->cfg = c;
+  sortie_script_env_init(&r->env, c);
   return r;
 }
 
@@ -87,19 +133,14 @@ static int connect_now(struct sortie_redis *r)
   }
   redisSetTimeout(r->ctx, tv);
   redisReply *rep = NULL;
-  if (c->redis_password && c->redis_password[0]) {
-    rep = redisCommand(r->ctx, "AUTH %s", c->redis_password);
+  const char *av[2][2];
+  char db[16];
+  int ncmd = sortie_redis_setup(c, av, db);
+  for (int i = 0; i < ncmd; i++) {
+    rep = redisCommandArgv(r->ctx, 2, av[i], NULL);
     if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-      snprintf(r->err, sizeof r->err, "redis AUTH failed: %s",
+      snprintf(r->err, sizeof r->err, "redis %s failed: %s", av[i][0],
                rep ? rep->str : r->ctx->errstr);
-      goto fail;
-    }
-    freeReplyObject(rep);
-  }
-  if (c->redis_db) {
-    rep = redisCommand(r->ctx, "SELECT %d", c->redis_db);
-    if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-      snprintf(r->err, sizeof r->err, "redis SELECT failed: %s", rep ? rep->str : r->ctx->errstr);
       goto fail;
     }
     freeReplyObject(rep);
@@ -146,23 +187,14 @@ sortie_reply *sortie_redis_cmd(struct sortie_redis *r, int flags, int argc, cons
 sortie_reply *sortie_redis_script(struct sortie_redis *r, enum sortie_lua s, int flags, int argc,
                                   const char **argv, const size_t *lens)
 {
-  enum { FIXED = 6 }; /* EVALSHA sha 0 prefix maxlen equity */
+  enum { FIXED = SORTIE_SCRIPT_HEAD };
   const char *av[FIXED + 64];
   size_t al[FIXED + 64];
-  char maxlen[16];
   if (argc > 64) {
     snprintf(r->err, sizeof r->err, "too many script arguments");
     return NULL;
   }
-  snprintf(maxlen, sizeof maxlen, "%d", r->cfg->history_maxlen);
-  av[0] = "EVALSHA";
-  av[1] = sortie_redis_script_sha(s);
-  av[2] = "0";
-  av[3] = r->cfg->redis_prefix;
-  av[4] = maxlen;
-  av[5] = r->equity_units;
-  for (int i = 0; i < FIXED; i++)
-    al[i] = strlen(av[i]);
+  sortie_script_head(av, al, &r->env, r->cfg, s, 0);
   for (int i = 0; i < argc; i++) {
     av[FIXED + i] = argv[i];
     al[FIXED + i] = lens ? lens[i] : strlen(argv[i]);
@@ -170,10 +202,7 @@ sortie_reply *sortie_redis_script(struct sortie_redis *r, enum sortie_lua s, int
   redisReply *rep = (redisReply *)sortie_redis_cmd(r, flags, FIXED + argc, av, al);
   if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
     freeReplyObject(rep);
-    av[0] = "EVAL";
-    al[0] = 4;
-    av[1] = sortie_lua_src[s];
-    al[1] = strlen(av[1]);
+    sortie_script_head(av, al, &r->env, r->cfg, s, 1);
     rep = (redisReply *)sortie_redis_cmd(r, flags, FIXED + argc, av, al);
   }
   if (rep && rep->type == REDIS_REPLY_ERROR)

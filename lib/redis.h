@@ -1,7 +1,8 @@
 /* Redis for the FastCGI programs and the tools: a blocking connection with
  * timeouts, one safe reconnect, and the Lua scripts run by EVALSHA (loaded
  * again on NOSCRIPT). Callers never see hiredis: replies are `sortie_reply`,
- * read through the accessors below. (sortie-pushd has its own async client.) */
+ * read through the accessors below. lib/aredis.h is the asynchronous client,
+ * for an event loop (sortie-pushd). */
 #ifndef SORTIE_REDIS_H
 #define SORTIE_REDIS_H
 

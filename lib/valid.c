@@ -110,7 +110,7 @@ static int parse_u64(const char *s, size_t len, uint64_t *out)
   return 0;
 }
 
-int sortie_stream_id_parse(const char *s, size_t len, uint64_t *ms, uint64_t *seq)
+int sortie_event_id_parse(const char *s, size_t len, uint64_t *ms, uint64_t *seq)
 {
   if (len == 1 && s[0] == '0') {
     *ms = *seq = 0;
@@ -125,12 +125,12 @@ int sortie_stream_id_parse(const char *s, size_t len, uint64_t *ms, uint64_t *se
   return 0;
 }
 
-int sortie_stream_id_cmp(const char *a, const char *b)
+int sortie_event_id_cmp(const char *a, const char *b)
 {
   uint64_t am = 0, as = 0, bm = 0, bs = 0;
-  if (sortie_stream_id_parse(a, strlen(a), &am, &as) < 0)
+  if (sortie_event_id_parse(a, strlen(a), &am, &as) < 0)
     am = as = 0;
-  if (sortie_stream_id_parse(b, strlen(b), &bm, &bs) < 0)
+  if (sortie_event_id_parse(b, strlen(b), &bm, &bs) < 0)
     bm = bs = 0;
   if (am != bm)
     return am < bm ? -1 : 1;

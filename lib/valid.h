@@ -9,7 +9,7 @@
 
 #define SORTIE_ID_MAX 64
 #define SORTIE_CHANNEL_MAX 80  /* "mission:" + 64; kinds are short */
-#define SORTIE_STREAM_ID_MAX 41 /* "<20 digits>-<20 digits>" */
+#define SORTIE_EVENT_ID_MAX 41 /* "<20 digits>-<20 digits>" */
 #define SORTIE_SYMBOL_MAX 32
 
 /** Ids of signals, users and trades: ^[A-Za-z0-9_.-]{1,64}$, except "." and
@@ -41,9 +41,9 @@ enum sortie_chan_kind sortie_channel_parse(const char *s, size_t len, const char
 
 /** Redis stream ids "<ms>-<seq>" (both up to 20 digits, fitting uint64); "0" is
  * accepted as "0-0". 0 on success with the parts in ms/seq, -1 otherwise. */
-int sortie_stream_id_parse(const char *s, size_t len, uint64_t *ms, uint64_t *seq);
+int sortie_event_id_parse(const char *s, size_t len, uint64_t *ms, uint64_t *seq);
 /** Compares two valid stream ids; <0, 0, >0. Invalid ids compare as 0-0. */
-int sortie_stream_id_cmp(const char *a, const char *b);
+int sortie_event_id_cmp(const char *a, const char *b);
 
 /** The value of a hex digit, or -1. */
 int sortie_unhex(char c);

@@ -1,7 +1,9 @@
-/* Events as they come from Redis, and the shared chunks their encodings live
- * in: one envelope in, one SSE frame and one WebSocket frame out, whatever the
- * number of subscribers. */
-#include "pushd.h"
+/* Events, chunks, ids and control messages (event.h): one envelope in, one
+ * SSE frame and one WebSocket frame out, whatever the number of
+ * subscribers. */
+#include "event.h"
+#include "frame.h"
+#include "json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,15 +30,15 @@ void pd_chunk_unref(struct pd_chunk *c)
     free(c);
 }
 
-int pd_pos_parse(const char *s, size_t len, struct pd_pos *out)
+int pd_evid_parse(const char *s, size_t len, struct pd_evid *out)
 {
-  return sortie_stream_id_parse(s, len, &out->ms, &out->seq);
+  return sortie_event_id_parse(s, len, &out->ms, &out->seq);
 }
 
-size_t pd_pos_format(struct pd_pos p, char *buf)
+size_t pd_evid_format(struct pd_evid id, char *buf)
 {
-  return (size_t)snprintf(buf, SORTIE_STREAM_ID_MAX + 1, "%llu-%llu", (unsigned long long)p.ms,
-                          (unsigned long long)p.seq);
+  return (size_t)snprintf(buf, SORTIE_EVENT_ID_MAX + 1, "%llu-%llu", (unsigned long long)id.ms,
+                          (unsigned long long)id.seq);
 }
 
 /* Copies the JSON string value that follows `key` ("\"id\":\"") at *p into
@@ -62,12 +64,13 @@ static int take(const char **p, const char *end, const char *key, char *out, siz
 struct pd_event *pd_event_parse(const char *env, size_t len)
 {
   struct pd_event e;
+  char id[SORTIE_EVENT_ID_MAX + 1];
   memset(&e, 0, sizeof e);
   const char *p = env, *end = env + len;
-  if (take(&p, end, "{\"id\":\"", e.id, sizeof e.id) < 0 ||
+  if (take(&p, end, "{\"id\":\"", id, sizeof id) < 0 ||
       take(&p, end, ",\"channel\":\"", e.channel, sizeof e.channel) < 0 ||
       take(&p, end, ",\"type\":\"", e.type, sizeof e.type) < 0 ||
-      pd_pos_parse(e.id, strlen(e.id), &e.pos) < 0 || len < 2 || env[len - 1] != '}')
+      pd_evid_parse(id, strlen(id), &e.id) < 0 || len < 2 || env[len - 1] != '}')
     return NULL;
   struct pd_event *x = sortie_xmalloc(sizeof *x);
   *x = e;
@@ -90,7 +93,9 @@ struct pd_chunk *pd_event_sse(struct pd_event *e)
 {
   if (e->sse == NULL) {
     struct sortie_buf b = {0};
-    pd_sse_frame(&b, e->id, e->type, e->env->data, e->env->len);
+    char id[SORTIE_EVENT_ID_MAX + 1];
+    pd_evid_format(e->id, id);
+    pd_sse_frame(&b, id, e->type, e->env->data, e->env->len);
     e->sse = pd_chunk_copy(b.base, b.len);
     sortie_buf_free(&b);
   }
@@ -106,4 +111,45 @@ struct pd_chunk *pd_event_ws(struct pd_event *e)
     sortie_buf_free(&b);
   }
   return e->ws;
+}
+
+const char *pd_control_type(enum pd_control_kind k)
+{
+  switch (k) {
+  case PD_CTL_SUBSCRIBED: return "subscribed";
+  case PD_CTL_UNSUBSCRIBED: return "unsubscribed";
+  case PD_CTL_RESET: return "reset";
+  case PD_CTL_ERROR: return "error";
+  case PD_CTL_CAUGHT_UP: break;
+  }
+  return "caught_up";
+}
+
+int pd_control_json(const struct pd_control *m, struct sortie_buf *out)
+{
+  switch (m->kind) {
+  case PD_CTL_SUBSCRIBED:
+  case PD_CTL_UNSUBSCRIBED:
+    sortie_buf_printf(out, "{\"type\":\"%s\",\"channels\":[", pd_control_type(m->kind));
+    for (uint32_t i = 0; i < m->nchannels; i++) {
+      if (i)
+        sortie_buf_putc(out, ',');
+      sortie_json_quote(out, m->channels[i], strlen(m->channels[i]));
+    }
+    sortie_buf_puts(out, "]}");
+    return 0;
+  case PD_CTL_RESET:
+    sortie_buf_puts(out, "{\"type\":\"reset\",\"channel\":");
+    sortie_json_quote(out, m->channels[0], strlen(m->channels[0]));
+    sortie_buf_putc(out, '}');
+    return 0;
+  case PD_CTL_ERROR:
+    sortie_buf_printf(out, "{\"type\":\"error\",\"code\":\"%s\",\"message\":", m->code);
+    sortie_json_quote(out, m->message, strlen(m->message));
+    sortie_buf_putc(out, '}');
+    return 0;
+  case PD_CTL_CAUGHT_UP:
+    break;
+  }
+  return -1;
 }

@@ -2,10 +2,11 @@
  * so they can be fuzzed alone (tests/fuzz/fuzz_frame.c): SSE messages, server
  * WebSocket frames, and the handshake's accept key. These are a few lines each;
  * wslay reads what clients send, and writes close/pong frames itself. */
-#include "pushd.h"
+#include "frame.h"
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <stdint.h>
 #include <string.h>
 
 void pd_sse_frame(struct sortie_buf *out, const char *id, const char *event, const char *data,

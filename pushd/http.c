@@ -11,8 +11,15 @@
  * cost a few hundred bytes when idle. It relies on MHD_USE_TURBO, with which
  * libmicrohttpd closes a connection without shutdown(2), so our duplicate
  * stays open (tests/integration/test_pushd_*.c would catch a change). */
-#include "pushd.h"
+#include "http.h"
+#include "client.h"
+#include "frame.h"
 #include "json.h"
+#include "limit.h"
+#include "log.h"
+#include "metrics.h"
+#include "reply.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,22 +35,21 @@
 #include <time.h>
 #include <unistd.h>
 
+static const struct sortie_cfg *cfg;
 static struct MHD_Daemon *mhd;
-static struct pd_io mhd_io;
-static struct pd_timer mhd_timer;
+static struct sortie_io mhd_io;
+static struct sortie_timer mhd_timer;
 static int kicked;
 static uint64_t req_serial;
 
-enum route { R_EVENTS, R_WS, R_POLL };
-
 /* What we know about a stream request between libmicrohttpd's calls. */
 struct req {
-  enum route route;
+  const struct pd_transport *tp;
   int phase;   /* 0: checking the per-user limit, 1: allowed, 2: refused */
   struct sortie_identity who;
   char **channels;
   uint32_t nchannels;
-  char cursor[SORTIE_STREAM_ID_MAX + 1];
+  char cursor[SORTIE_EVENT_ID_MAX + 1];
   char origin[256]; /* the allowed Origin to echo in CORS headers, or "" */
   char accept[29];
   uint32_t timeout_s;
@@ -60,49 +66,6 @@ static void req_free(struct req *r)
   free(r);
 }
 
-/* ---- responses ---- */
-
-int pd_http_reply(struct MHD_Connection *conn, unsigned status, const char *ctype, const char *body,
-                  size_t len, const char *origin)
-{
-  struct MHD_Response *rs =
-      MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-  if (rs == NULL)
-    return MHD_NO;
-  MHD_add_response_header(rs, "Content-Type", ctype);
-  MHD_add_response_header(rs, "Cache-Control", "no-store");
-  MHD_add_response_header(rs, "X-Content-Type-Options", "nosniff");
-  if (origin && *origin) {
-    MHD_add_response_header(rs, "Access-Control-Allow-Origin", origin);
-    MHD_add_response_header(rs, "Access-Control-Allow-Credentials", "true");
-    MHD_add_response_header(rs, "Vary", "Origin");
-  }
-  if (status == 401)
-    MHD_add_response_header(rs, "WWW-Authenticate", "Bearer realm=\"sortie\"");
-  if (status == 405)
-    MHD_add_response_header(rs, "Allow", "GET, HEAD");
-  if (status == 426)
-    MHD_add_response_header(rs, "Sec-WebSocket-Version", "13");
-  if (status == 429 || status == 503)
-    MHD_add_response_header(rs, "Retry-After", "5");
-  enum MHD_Result ok = MHD_queue_response(conn, status, rs);
-  MHD_destroy_response(rs);
-  return ok;
-}
-
-static enum MHD_Result problem(struct MHD_Connection *conn, unsigned status, const char *slug,
-                               const char *title, const char *detail, const char *origin)
-{
-  struct sortie_buf b = {0};
-  sortie_buf_printf(&b, "{\"type\":\"%s%s\",\"title\":\"%s\",\"status\":%u,\"detail\":",
-                    pd_cfg->api_problem_base, slug, title, status);
-  sortie_json_quote(&b, detail, strlen(detail));
-  sortie_buf_putc(&b, '}');
-  pd_stats_self()->refused++;
-  enum MHD_Result r = pd_http_reply(conn, status, "application/problem+json", b.base, b.len, origin);
-  sortie_buf_free(&b);
-  return r;
-}
 
 /* ---- checks ---- */
 
@@ -121,7 +84,7 @@ static int origin_allowed(struct MHD_Connection *conn, char *echo, size_t n)
       return 1; /* same origin: no CORS headers needed */
   }
   size_t ol = strlen(o);
-  const char *list = pd_cfg->push_origins;
+  const char *list = cfg->push_origins;
   while (*list) {
     const char *comma = strchr(list, ',');
     size_t l = comma ? (size_t)(comma - list) : strlen(list);
@@ -158,7 +121,7 @@ static int authenticate(struct MHD_Connection *conn, const char *query_token,
     *why = "send a token: Authorization: Bearer, the sortie_token cookie, or ?token=";
     return -1;
   }
-  return sortie_auth_verify(pd_cfg, token, (long)time(NULL), who, why);
+  return sortie_auth_verify(cfg, token, (long)time(NULL), who, why);
 }
 
 /* Parses ?channels=a,b into r->channels; checks names, rights and the limit.
@@ -172,7 +135,7 @@ static int parse_channels(struct MHD_Connection *conn, struct req *r, unsigned *
     snprintf(detail, n, "channels is required: a comma-separated list of channel names");
     return -1;
   }
-  uint32_t max = (uint32_t)pd_cfg->push_max_channels;
+  uint32_t max = (uint32_t)cfg->push_max_channels;
   r->channels = sortie_xcalloc(max, sizeof *r->channels);
   const char *p = list;
   while (*p) {
@@ -242,7 +205,14 @@ static void on_limit(void *ud, int allowed, int failed)
              r->who.sub);
   r->phase = allowed ? 1 : 2;
   MHD_resume_connection(r->conn);
-  pd_http_kick();
+  kicked = 1;
+}
+
+/* A long-poll has its answer: libmicrohttpd calls the handler again. */
+static void wake(struct MHD_Connection *conn)
+{
+  MHD_resume_connection(conn);
+  kicked = 1;
 }
 
 /* ---- taking a stream over ---- */
@@ -254,7 +224,7 @@ static enum MHD_Result take_over(struct MHD_Connection *conn, struct req *r)
   int fd = ci ? fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0) : -1;
   if (fd < 0) {
     LOG_ERROR("http", "cannot take the socket over: %s", strerror(errno));
-    return problem(conn, 503, "unavailable", "Unavailable", "try again", r->origin);
+    return pd_reply_problem(conn, 503, "unavailable", "Unavailable", "try again", r->origin);
   }
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   /* Our own writes are already one writev per client per loop turn: let the
@@ -264,46 +234,49 @@ static enum MHD_Result take_over(struct MHD_Connection *conn, struct req *r)
   int on = 1, off = 0;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
-  struct pd_client *c;
-  if (r->route == R_WS)
-    c = pd_ws_start(fd, &r->who, r->accept);
-  else
-    c = pd_sse_start(fd, &r->who, r->channels, r->nchannels, r->cursor,
-                     r->origin[0] ? r->origin : NULL);
-  c->serial = r->serial;
-  c->counted = r->phase == 1;
+  struct pd_stream_req sr = {.fd = fd,
+                            .who = &r->who,
+                            .channels = r->channels,
+                            .nchannels = r->nchannels,
+                            .cursor = r->cursor,
+                            .origin = r->origin[0] ? r->origin : NULL,
+                            .accept = r->accept,
+                            .serial = r->serial,
+                            .counted = r->phase == 1};
+  r->tp->start(&sr);
   /* libmicrohttpd now closes its own descriptor (no shutdown: MHD_USE_TURBO) */
   return MHD_NO;
 }
 
-static enum MHD_Result stream_request(struct MHD_Connection *conn, enum route route,
-                                      const char *method, void **con_cls)
+static enum MHD_Result stream_request(struct MHD_Connection *conn,
+                                      const struct pd_transport *tp, const char *method,
+                                      void **con_cls)
 {
   struct req *r = *con_cls;
   if (r != NULL) {
     /* called again after the limit check */
-    if (r->route == R_POLL)
+    if (r->tp == &pd_poll_transport)
       return pd_poll_respond(r->poll, conn, r->origin);
     if (r->phase == 0)
       return MHD_YES;
     if (r->phase == 2) {
       char d[160];
       snprintf(d, sizeof d, "user %s already has %d connections open", r->who.sub,
-               pd_cfg->push_max_conn_per_user);
-      return problem(conn, 429, "too-many-connections", "Too many connections", d, r->origin);
+               cfg->push_max_conn_per_user);
+      return pd_reply_problem(conn, 429, "too-many-connections", "Too many connections", d, r->origin);
     }
     return take_over(conn, r);
   }
   char origin[256];
   if (!origin_allowed(conn, origin, sizeof origin))
-    return problem(conn, 403, "forbidden", "Not allowed", "this Origin is not allowed", NULL);
+    return pd_reply_problem(conn, 403, "forbidden", "Not allowed", "this Origin is not allowed", NULL);
   if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-    return problem(conn, 405, "method-not-allowed", "Method not allowed", "use GET", origin);
-  if (pd_nclients[0] + pd_nclients[1] + pd_nclients[2] >= (uint32_t)pd_cfg->push_max_connections)
-    return problem(conn, 503, "unavailable", "Unavailable", "this server is full; try another",
+    return pd_reply_problem(conn, 405, "method-not-allowed", "Method not allowed", "use GET", origin);
+  if (pd_clients_count() >= (uint32_t)cfg->push_max_connections)
+    return pd_reply_problem(conn, 503, "unavailable", "Unavailable", "this server is full; try another",
                    origin);
   r = sortie_xcalloc(1, sizeof *r);
-  r->route = route;
+  r->tp = tp;
   r->conn = conn;
   r->serial = ++req_serial;
   memcpy(r->origin, origin, sizeof r->origin);
@@ -311,15 +284,15 @@ static enum MHD_Result stream_request(struct MHD_Connection *conn, enum route ro
   const char *why;
   if (authenticate(conn, MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token"), &r->who,
                    &why) < 0)
-    return problem(conn, 401, "unauthorized", "Authentication required", why, origin);
+    return pd_reply_problem(conn, 401, "unauthorized", "Authentication required", why, origin);
   unsigned status;
   char detail[200];
-  if (route == R_WS) {
+  if (tp == &pd_ws_transport) {
     const char *d;
     if (!ws_handshake_ok(conn, r, &status, &d))
-      return problem(conn, status, "malformed", "Malformed request", d, origin);
+      return pd_reply_problem(conn, status, "malformed", "Malformed request", d, origin);
   } else if (parse_channels(conn, r, &status, detail, sizeof detail) < 0) {
-    return problem(conn, status, status == 403 ? "forbidden" : "malformed",
+    return pd_reply_problem(conn, status, status == 403 ? "forbidden" : "malformed",
                    status == 403 ? "Not allowed" : "Malformed request", detail, origin);
   }
   /* where to resume: Last-Event-ID (a browser's reconnect) or ?cursor= */
@@ -327,34 +300,41 @@ static enum MHD_Result stream_request(struct MHD_Connection *conn, enum route ro
   if (cur == NULL || *cur == '\0')
     cur = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "cursor");
   if (cur && *cur) {
-    struct pd_pos p;
-    if (strlen(cur) > SORTIE_STREAM_ID_MAX || pd_pos_parse(cur, strlen(cur), &p) < 0)
-      return problem(conn, 400, "malformed", "Malformed request",
+    struct pd_evid p;
+    if (strlen(cur) > SORTIE_EVENT_ID_MAX || pd_evid_parse(cur, strlen(cur), &p) < 0)
+      return pd_reply_problem(conn, 400, "malformed", "Malformed request",
                      "cursor (or Last-Event-ID) is not an event id", origin);
     snprintf(r->cursor, sizeof r->cursor, "%s", cur);
   }
-  if (route == R_POLL) {
+  if (tp == &pd_poll_transport) {
     const char *t = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "timeout");
     long to = 25;
     if (t) {
       char *end;
       to = strtol(t, &end, 10);
-      if (*end || to < 0 || to > pd_cfg->push_poll_timeout_max_s) {
+      if (*end || to < 0 || to > cfg->push_poll_timeout_max_s) {
         snprintf(detail, sizeof detail, "timeout must be from 0 to %d seconds",
-                 pd_cfg->push_poll_timeout_max_s);
-        return problem(conn, 400, "malformed", "Malformed request", detail, origin);
+                 cfg->push_poll_timeout_max_s);
+        return pd_reply_problem(conn, 400, "malformed", "Malformed request", detail, origin);
       }
     }
     r->phase = 1;
     MHD_suspend_connection(conn);
-    r->poll = pd_poll_start(conn, &r->who, r->channels, r->nchannels, r->cursor, (uint32_t)to);
+    struct pd_stream_req sr = {.fd = -1,
+                              .who = &r->who,
+                              .channels = r->channels,
+                              .nchannels = r->nchannels,
+                              .cursor = r->cursor,
+                              .serial = r->serial,
+                              .mhd = conn,
+                              .timeout_s = (uint32_t)to,
+                              .wake = wake};
+    r->poll = tp->start(&sr);
     return MHD_YES;
   }
   /* a stream counts against the user's connections, on every daemon */
-  char id[96];
-  pd_conn_id(r->serial, id, sizeof id);
   MHD_suspend_connection(conn);
-  pd_redis_conns("open", r->who.sub, id, on_limit, r);
+  pd_limit_open(r->who.sub, r->serial, on_limit, r);
   return MHD_YES;
 }
 
@@ -372,7 +352,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
   if (strcmp(method, "OPTIONS") == 0) {
     char origin[256];
     if (!origin_allowed(conn, origin, sizeof origin))
-      return problem(conn, 403, "forbidden", "Not allowed", "this Origin is not allowed", NULL);
+      return pd_reply_problem(conn, 403, "forbidden", "Not allowed", "this Origin is not allowed", NULL);
     struct MHD_Response *rs = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (origin[0]) {
       MHD_add_response_header(rs, "Access-Control-Allow-Origin", origin);
@@ -386,24 +366,24 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     return ok;
   }
   if (strcmp(url, "/events") == 0)
-    return stream_request(conn, R_EVENTS, method, con_cls);
+    return stream_request(conn, &pd_sse_transport, method, con_cls);
   if (strcmp(url, "/ws") == 0)
-    return stream_request(conn, R_WS, method, con_cls);
+    return stream_request(conn, &pd_ws_transport, method, con_cls);
   if (strcmp(url, "/poll") == 0)
-    return stream_request(conn, R_POLL, method, con_cls);
+    return stream_request(conn, &pd_poll_transport, method, con_cls);
   if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-    return problem(conn, 405, "method-not-allowed", "Method not allowed", "use GET", NULL);
+    return pd_reply_problem(conn, 405, "method-not-allowed", "Method not allowed", "use GET", NULL);
   struct sortie_buf b = {0};
   enum MHD_Result rc;
   if (strcmp(url, "/health") == 0) {
     int ok;
     pd_stats_health(&b, &ok);
-    rc = pd_http_reply(conn, ok ? 200 : 503, "application/json", b.base, b.len, NULL);
+    rc = pd_reply(conn, ok ? 200 : 503, "application/json", b.base, b.len, NULL);
   } else if (strcmp(url, "/metrics") == 0) {
     pd_stats_metrics(&b);
-    rc = pd_http_reply(conn, 200, "text/plain; version=0.0.4", b.base, b.len, NULL);
+    rc = pd_reply(conn, 200, "text/plain; version=0.0.4", b.base, b.len, NULL);
   } else {
-    rc = problem(conn, 404, "not-found", "Not found",
+    rc = pd_reply_problem(conn, 404, "not-found", "Not found",
                  "paths: /events (SSE), /ws (WebSocket), /poll, /health, /metrics", NULL);
   }
   sortie_buf_free(&b);
@@ -435,40 +415,38 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- in the loop ---- */
 
-static void on_mhd(struct pd_io *io, uint32_t events)
+static void on_mhd(struct sortie_io *io, uint32_t events)
 {
   (void)io;
   (void)events;
   kicked = 1;
 }
 
-static void on_mhd_timer(struct pd_timer *t)
+static void on_mhd_timer(struct sortie_timer *t)
 {
   (void)t;
   kicked = 1;
 }
 
-void pd_http_kick(void)
+/* End of turn: libmicrohttpd's work, if it has any. */
+static void run_mhd(void *ud)
 {
-  kicked = 1;
-}
-
-void pd_http_run(void)
-{
+  (void)ud;
   if (!kicked || mhd == NULL)
     return;
   kicked = 0;
   MHD_run(mhd);
   MHD_UNSIGNED_LONG_LONG to;
   if (MHD_get_timeout(mhd, &to) == MHD_YES)
-    pd_timer_arm(&mhd_timer, to);
+    sortie_timer_arm(&mhd_timer, to);
   else
-    pd_timer_stop(&mhd_timer);
+    sortie_timer_stop(&mhd_timer);
 }
 
-int pd_http_start(const struct sortie_cfg *cfg, int listen_fd)
+int pd_http_start(struct sortie_loop *l, const struct sortie_cfg *c, int listen_fd)
 {
-  (void)cfg;
+  cfg = c;
+  pd_reply_init(c->api_problem_base);
   mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
                              MHD_USE_ERROR_LOG,
                          0, NULL, NULL, handler, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
@@ -483,9 +461,10 @@ int pd_http_start(const struct sortie_cfg *cfg, int listen_fd)
     return -1;
   mhd_io.fd = di->epoll_fd;
   mhd_io.cb = on_mhd;
-  mhd_timer.cb = on_mhd_timer;
-  if (pd_io_add(&mhd_io, EPOLLIN) < 0)
+  sortie_timer_init(&mhd_timer, l, on_mhd_timer);
+  if (sortie_io_add(l, &mhd_io, EPOLLIN) < 0)
     return -1;
+  sortie_loop_on_turn_end(l, run_mhd, NULL);
   kicked = 1;
   return 0;
 }
@@ -494,8 +473,8 @@ void pd_http_stop(void)
 {
   if (mhd == NULL)
     return;
-  pd_io_del(&mhd_io);
-  pd_timer_stop(&mhd_timer);
+  sortie_io_del(&mhd_io);
+  sortie_timer_stop(&mhd_timer);
   MHD_stop_daemon(mhd);
   mhd = NULL;
 }

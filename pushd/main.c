@@ -9,8 +9,16 @@
  * connections), its own event loop and Redis connections. SIGTERM: streams are
  * told to go (WebSocket 1001, SSE "retry") and the workers exit; SIGHUP: logs
  * are reopened. */
-#include "pushd.h"
+#include "bus.h"
+#include "channel.h"
+#include "client.h"
+#include "http.h"
+#include "log.h"
+#include "loop.h"
 #include "master.h"
+#include "metrics.h"
+#include "resume.h"
+#include "transport.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,15 +32,14 @@
 #include <time.h>
 #include <unistd.h>
 
-struct sortie_cfg *pd_cfg;
-int pd_worker_id;
-volatile sig_atomic_t pd_stopping;
-static volatile sig_atomic_t got_hup, drained;
+static struct sortie_cfg *cfg;
+static int worker_id;
+static volatile sig_atomic_t stopping, got_hup, drained;
 
 static void on_term(int sig)
 {
   (void)sig;
-  pd_stopping = 1;
+  stopping = 1;
 }
 
 static void on_hup(int sig)
@@ -41,71 +48,71 @@ static void on_hup(int sig)
   got_hup = 1;
 }
 
-void pd_end_of_turn(void)
+/* End of turn, after every other module's: SIGHUP, and the end of a
+ * graceful stop once the streams are gone. */
+static void end_of_turn(void *ud)
 {
+  (void)ud;
   if (got_hup) {
     got_hup = 0;
     sortie_log_reopen();
   }
-  pd_http_run();
-  pd_redis_end_of_turn();
-  pd_clients_end_of_turn();
-  if (pd_stopping && pd_nclients[PD_SSE] + pd_nclients[PD_WS] == 0)
+  if (stopping && pd_clients_streams() == 0)
     drained = 1;
 }
 
-static struct pd_timer t_sse, t_ws, t_limits, t_drain, t_trim, t_admin, t_jobs;
+static struct sortie_timer t_sse, t_ws, t_limits, t_drain, t_trim, t_admin, t_jobs;
 
-static void tick_jobs(struct pd_timer *t)
+static void tick_jobs(struct sortie_timer *t)
 {
-  pd_jobs_tick();
-  pd_timer_arm(t, 1000);
+  pd_resume_tick();
+  sortie_timer_arm(t, 1000);
 }
 
 /* Worker 0 speaks for the daemon on the admin page every 5 s. */
-static void tick_admin(struct pd_timer *t)
+static void tick_admin(struct sortie_timer *t)
 {
-  if (pd_redis_cmd_up()) {
+  if (pd_bus_cmd_up()) {
     struct sortie_buf b = {0};
     char name[96];
     char host[64] = "host";
     gethostname(host, sizeof host - 1);
-    snprintf(name, sizeof name, "%s:%d", host, pd_cfg->push_port);
+    snprintf(name, sizeof name, "%s:%d", host, cfg->push_port);
     pd_stats_connections(&b);
-    pd_redis_admin_stats(b.base, name);
+    pd_bus_admin_stats(b.base, name);
     sortie_buf_free(&b);
   }
-  pd_timer_arm(t, 5000);
+  sortie_timer_arm(t, 5000);
 }
 
 /* Connection set-up borrows memory that is freed right after (libmicrohttpd's
  * per-connection pool, the response head): give it back to the system every
  * few seconds, so what a worker holds is what its open connections need. */
-static void tick_trim(struct pd_timer *t)
+static void tick_trim(struct sortie_timer *t)
 {
   malloc_trim(0);
-  pd_timer_arm(t, 5000);
+  sortie_timer_arm(t, 5000);
 }
 
-static void tick_sse(struct pd_timer *t)
+static void tick_sse(struct sortie_timer *t)
 {
-  pd_sse_heartbeat();
-  pd_timer_arm(t, (uint64_t)pd_cfg->push_heartbeat_s * 1000);
+  pd_clients_heartbeat(&pd_sse_transport);
+  sortie_timer_arm(t, (uint64_t)cfg->push_heartbeat_s * 1000);
 }
 
-static void tick_ws(struct pd_timer *t)
+static void tick_ws(struct sortie_timer *t)
 {
-  pd_ws_heartbeat();
-  pd_timer_arm(t, (uint64_t)pd_cfg->push_ping_s * 1000);
+  pd_clients_heartbeat(&pd_ws_transport);
+  sortie_timer_arm(t, (uint64_t)cfg->push_ping_s * 1000);
 }
 
-static void tick_limits(struct pd_timer *t)
+static void tick_limits(struct sortie_timer *t)
 {
   pd_clients_refresh_limits();
-  pd_timer_arm(t, 60000);
+  sortie_timer_arm(t, 60000);
 }
 
-static void drain_deadline(struct pd_timer *t)
+static void drain_deadline(struct sortie_timer *t)
 {
   (void)t;
   drained = 1;
@@ -146,10 +153,22 @@ static int listen_socket(const char *addr, int port)
   return fd;
 }
 
+/* The layers, from the bottom: the loop, the Redis links (bus), the sockets
+ * and clients, channels and resume, the transports, HTTP. Redis reports
+ * upward through the callbacks wired here and nowhere else. */
+static const struct pd_bus_cbs bus_cbs = {
+    .message = pd_channels_on_message,
+    .subscribed = pd_resume_on_subscribed,
+    .unsubscribed = pd_channels_on_unsubscribed,
+    .sub_up = pd_resume_on_up,
+    .sub_down = pd_resume_on_down,
+    .cmd_up = pd_resume_on_cmd_up,
+};
+
 static int run_worker(int id, void *ud)
 {
   (void)ud;
-  pd_worker_id = id;
+  worker_id = id;
   pd_stats_select(id);
   pd_stats_self()->pid = (uint32_t)getpid();
   struct sigaction sa;
@@ -160,45 +179,52 @@ static int run_worker(int id, void *ud)
   sigaction(SIGHUP, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  int fd = listen_socket(pd_cfg->push_listen, pd_cfg->push_port);
+  int fd = listen_socket(cfg->push_listen, cfg->push_port);
   if (fd < 0) {
-    LOG_ERROR("pushd", "worker %d: cannot listen on %s:%d: %s", id, pd_cfg->push_listen,
-              pd_cfg->push_port, strerror(errno));
+    LOG_ERROR("pushd", "worker %d: cannot listen on %s:%d: %s", id, cfg->push_listen,
+              cfg->push_port, strerror(errno));
     return 1;
   }
-  if (pd_loop_init() < 0 || pd_http_start(pd_cfg, fd) < 0) {
+  struct sortie_loop *loop = sortie_loop_new();
+  if (loop == NULL) {
+    LOG_ERROR("pushd", "worker %d: no event loop: %s", id, strerror(errno));
+    return 1;
+  }
+  /* end-of-turn hooks run in this order: libmicrohttpd, the sockets'
+   * flushes and frees, the Redis batches, then ours */
+  if (pd_http_start(loop, cfg, fd) < 0) {
     LOG_ERROR("pushd", "worker %d: cannot start the HTTP side", id);
     return 1;
   }
-  pd_redis_start(pd_cfg);
-  t_sse.cb = tick_sse;
-  t_ws.cb = tick_ws;
-  t_limits.cb = tick_limits;
-  pd_timer_arm(&t_sse, (uint64_t)pd_cfg->push_heartbeat_s * 1000);
-  pd_timer_arm(&t_ws, (uint64_t)pd_cfg->push_ping_s * 1000);
-  pd_timer_arm(&t_limits, 60000);
-  t_trim.cb = tick_trim;
-  pd_timer_arm(&t_trim, 5000);
-  t_jobs.cb = tick_jobs;
-  pd_timer_arm(&t_jobs, 1000);
-  if (id == 0) {
-    t_admin.cb = tick_admin;
-    pd_timer_arm(&t_admin, 1000);
-  }
-  LOG_INFO("pushd", "worker %d listening on %s:%d", id, pd_cfg->push_listen, pd_cfg->push_port);
+  pd_clients_init(loop, cfg, id);
+  pd_bus_start(loop, cfg, id, &bus_cbs);
+  sortie_loop_on_turn_end(loop, end_of_turn, NULL);
+  sortie_timer_init(&t_sse, loop, tick_sse);
+  sortie_timer_init(&t_ws, loop, tick_ws);
+  sortie_timer_init(&t_limits, loop, tick_limits);
+  sortie_timer_init(&t_trim, loop, tick_trim);
+  sortie_timer_init(&t_jobs, loop, tick_jobs);
+  sortie_timer_init(&t_admin, loop, tick_admin);
+  sortie_timer_init(&t_drain, loop, drain_deadline);
+  sortie_timer_arm(&t_sse, (uint64_t)cfg->push_heartbeat_s * 1000);
+  sortie_timer_arm(&t_ws, (uint64_t)cfg->push_ping_s * 1000);
+  sortie_timer_arm(&t_limits, 60000);
+  sortie_timer_arm(&t_trim, 5000);
+  sortie_timer_arm(&t_jobs, 1000);
+  if (id == 0)
+    sortie_timer_arm(&t_admin, 1000);
+  LOG_INFO("pushd", "worker %d listening on %s:%d", id, cfg->push_listen, cfg->push_port);
 
-  pd_loop_run(&pd_stopping);
+  sortie_loop_run(loop, &stopping);
 
   /* graceful stop: no new connections; streams told to go; 2 s to flush */
-  LOG_INFO("pushd", "worker %d stopping: %u sse, %u ws, %u poll", id, pd_nclients[PD_SSE],
-           pd_nclients[PD_WS], pd_nclients[PD_POLL]);
-  pd_streams_shutdown();
-  t_drain.cb = drain_deadline;
-  pd_timer_arm(&t_drain, 2000);
-  pd_end_of_turn();
-  pd_loop_run(&drained);
+  LOG_INFO("pushd", "worker %d stopping: %u clients", id, pd_clients_count());
+  pd_clients_shutdown();
+  sortie_timer_arm(&t_drain, 2000);
+  sortie_loop_end_turn(loop);
+  sortie_loop_run(loop, &drained);
   pd_http_stop();
-  pd_redis_stop();
+  pd_bus_stop();
   pd_stats_self()->pid = 0;
   return 0;
 }
@@ -225,23 +251,23 @@ int main(int argc, char **argv)
     default: usage(); return c == 'h' ? 0 : 2;
     }
   }
-  static struct sortie_cfg cfg;
+  static struct sortie_cfg conf_;
   char err[512];
-  if (sortie_cfg_load(&cfg, conf, err, sizeof err) < 0 ||
-      sortie_cfg_load_secrets(&cfg, err, sizeof err) < 0) {
+  if (sortie_cfg_load(&conf_, conf, err, sizeof err) < 0 ||
+      sortie_cfg_load_secrets(&conf_, err, sizeof err) < 0) {
     fprintf(stderr, "sortie-pushd: %s\n", err);
     return 1;
   }
   if (workers > 0)
-    cfg.push_workers = workers;
+    conf_.push_workers = workers;
   if (port > 0)
-    cfg.push_port = port;
+    conf_.push_port = port;
   if (listen_addr)
-    snprintf(cfg.push_listen, sizeof cfg.push_listen, "%s", listen_addr);
-  pd_cfg = &cfg;
-  if (cfg.log_file[0] && sortie_log_open(cfg.log_file) < 0)
-    fprintf(stderr, "sortie-pushd: cannot open %s: %s\n", cfg.log_file, strerror(errno));
-  int lvl = sortie_log_parse_level(cfg.log_level);
+    snprintf(conf_.push_listen, sizeof conf_.push_listen, "%s", listen_addr);
+  cfg = &conf_;
+  if (conf_.log_file[0] && sortie_log_open(conf_.log_file) < 0)
+    fprintf(stderr, "sortie-pushd: cannot open %s: %s\n", conf_.log_file, strerror(errno));
+  int lvl = sortie_log_parse_level(conf_.log_level);
   if (lvl >= 0)
     sortie_log_set_level((enum sortie_log_level)lvl);
 
@@ -252,27 +278,27 @@ int main(int argc, char **argv)
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   /* check the address once here, so a mistake fails loudly at start */
-  int probe = listen_socket(cfg.push_listen, cfg.push_port);
+  int probe = listen_socket(conf_.push_listen, conf_.push_port);
   if (probe < 0) {
-    fprintf(stderr, "sortie-pushd: cannot listen on %s:%d: %s\n", cfg.push_listen, cfg.push_port,
+    fprintf(stderr, "sortie-pushd: cannot listen on %s:%d: %s\n", conf_.push_listen, conf_.push_port,
             strerror(errno));
     return 1;
   }
-  if (pd_stats_init(cfg.push_workers) < 0) {
+  if (pd_stats_init(conf_.push_workers) < 0) {
     fprintf(stderr, "sortie-pushd: cannot map the stats\n");
     return 1;
   }
   if (sortie_pidfile_write(pidfile) < 0)
     LOG_WARN("master", "cannot write %s: %s", pidfile, strerror(errno));
   close(probe);
-  LOG_INFO("pushd", "sortie-pushd %s: %d workers on %s:%d", SORTIE_VERSION, cfg.push_workers,
-           cfg.push_listen, cfg.push_port);
+  LOG_INFO("pushd", "sortie-pushd %s: %d workers on %s:%d", SORTIE_VERSION, conf_.push_workers,
+           conf_.push_listen, conf_.push_port);
   /* workers hold connections: SIGHUP is passed on (they reopen their logs) */
-  struct sortie_master master = {cfg.push_workers, "pushd", 0, run_worker, NULL};
+  struct sortie_master master = {conf_.push_workers, "pushd", 0, run_worker, NULL};
   sortie_master_run(&master);
   if (pidfile)
     unlink(pidfile);
   LOG_INFO("pushd", "stopped");
-  sortie_cfg_free(&cfg);
+  sortie_cfg_free(&conf_);
   return 0;
 }

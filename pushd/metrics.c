@@ -1,7 +1,7 @@
-/* Statistics: one slot per worker in memory shared with the master (made
- * before the fork), each written only by its own worker; /health and /metrics
- * add the slots up, so any worker answers for the whole daemon. */
-#include "pushd.h"
+/* Statistics (metrics.h): the shared slots, /health and /metrics. */
+#include "metrics.h"
+#include "loop.h"
+#include "cfg.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +11,7 @@ static struct pd_stats *slots;
 static int nslots;
 static int self;
 static struct pd_stats fallback;
-uint64_t pd_started_ms;
+static uint64_t started_ms;
 
 /* latency bucket upper bounds, ms */
 static const uint64_t bounds[PD_LAT_BUCKETS - 1] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000,
@@ -27,7 +27,7 @@ int pd_stats_init(int workers)
   }
   memset(slots, 0, sz);
   nslots = workers;
-  pd_started_ms = pd_wall_ms();
+  started_ms = sortie_wall_ms();
   return 0;
 }
 
@@ -61,7 +61,7 @@ static void total(struct pd_stats *t, int *all_up)
     const struct pd_stats *s = slots ? &slots[i] : &fallback;
     if (s->pid == 0)
       continue; /* a worker slot not (yet) in use */
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < PD_KINDS; k++)
       t->conns[k] += s->conns[k];
     t->subscriptions += s->subscriptions;
     t->channels += s->channels;
@@ -86,9 +86,8 @@ void pd_stats_health(struct sortie_buf *out, int *ok)
   sortie_buf_printf(out,
                     "{\"status\":\"%s\",\"redis\":\"%s\",\"connections\":{\"sse\":%u,\"ws\":%u,"
                     "\"poll\":%u},\"channels\":%u,\"uptime_s\":%llu,\"version\":\"%s\"}",
-                    *ok ? "ok" : "degraded", *ok ? "ok" : "down", t.conns[PD_SSE], t.conns[PD_WS],
-                    t.conns[PD_POLL], t.channels,
-                    (unsigned long long)((pd_wall_ms() - pd_started_ms) / 1000), SORTIE_VERSION);
+                    *ok ? "ok" : "degraded", *ok ? "ok" : "down", t.conns[0], t.conns[1], t.conns[2], t.channels,
+                    (unsigned long long)((sortie_wall_ms() - started_ms) / 1000), SORTIE_VERSION);
 }
 
 void pd_stats_connections(struct sortie_buf *out)
@@ -96,8 +95,7 @@ void pd_stats_connections(struct sortie_buf *out)
   struct pd_stats t;
   int up;
   total(&t, &up);
-  sortie_buf_printf(out, "{\"sse\":%u,\"ws\":%u,\"poll\":%u}", t.conns[PD_SSE], t.conns[PD_WS],
-                    t.conns[PD_POLL]);
+  sortie_buf_printf(out, "{\"sse\":%u,\"ws\":%u,\"poll\":%u}", t.conns[0], t.conns[1], t.conns[2]);
 }
 
 void pd_stats_metrics(struct sortie_buf *o)
@@ -108,7 +106,7 @@ void pd_stats_metrics(struct sortie_buf *o)
   static const char *kinds[] = {"sse", "ws", "poll"};
   sortie_buf_puts(o, "# HELP sortie_pushd_connections Open client connections by transport.\n"
                      "# TYPE sortie_pushd_connections gauge\n");
-  for (int k = 0; k < 3; k++)
+  for (int k = 0; k < PD_KINDS; k++)
     sortie_buf_printf(o, "sortie_pushd_connections{transport=\"%s\"} %u\n", kinds[k], t.conns[k]);
   sortie_buf_printf(o,
                     "# HELP sortie_pushd_subscriptions Client subscriptions to channels.\n"

@@ -1,84 +1,75 @@
-/* Server-Sent Events: the framing, and the transport a browser's EventSource
- * talks to. A stream starts with its response head and `retry:`, then carries
- * one message per event with `id:` = the event id (a cursor for every channel
- * of the stream, since ids are global), a comment heartbeat, and is resumed by
+/* Server-Sent Events: the transport a browser's EventSource talks to. A
+ * stream starts with its response head and `retry:`, then carries one
+ * message per event with `id:` = the event id (a cursor for every channel of
+ * the stream, since ids are global), a comment heartbeat, and is resumed by
  * the browser's Last-Event-ID. */
-#include "pushd.h"
+#include "channel.h"
+#include "frame.h"
+#include "resume.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <stdio.h>
-#include <string.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 static void sse_deliver(struct pd_client *c, struct pd_event *e)
 {
-  pd_client_send(c, pd_event_sse(e));
+  pd_conn_send(&c->conn, pd_event_sse(e));
 }
 
-static void sse_control(struct pd_client *c, const char *json, size_t len, const char *cursor)
+static size_t sse_cost(struct pd_event *e)
 {
-  /* control messages are named by their "type": reset, error */
-  char type[32] = "message";
-  const char *t = strstr(json, "\"type\":\"");
-  if (t) {
-    t += 8;
-    size_t n = strcspn(t, "\"");
-    if (n < sizeof type) {
-      memcpy(type, t, n);
-      type[n] = '\0';
-    }
-  }
+  return pd_event_sse(e)->len;
+}
+
+static void sse_control(struct pd_client *c, const struct pd_control *m)
+{
   struct sortie_buf b = {0};
-  pd_sse_frame(&b, cursor, type, json, len);
-  pd_client_send_copy(c, b.base, b.len);
+  if (m->kind == PD_CTL_CAUGHT_UP) {
+    /* an id-only message moves the browser's Last-Event-ID without an
+     * event: a reconnect before the next event then resumes from here */
+    sortie_buf_printf(&b, "id: %s\n\n", m->id);
+  } else if (m->kind == PD_CTL_RESET || m->kind == PD_CTL_ERROR) {
+    struct sortie_buf json = {0};
+    pd_control_json(m, &json);
+    pd_sse_frame(&b, m->id, pd_control_type(m->kind), json.base, json.len);
+    sortie_buf_free(&json);
+  }
+  if (b.len)
+    pd_conn_send_copy(&c->conn, b.base, b.len);
   sortie_buf_free(&b);
-}
-
-static void sse_caught_up(struct pd_client *c, struct pd_job *j, const char *cursor)
-{
-  (void)j;
-  /* an id-only message moves the browser's Last-Event-ID without an event:
-   * a reconnect before the next event then resumes from here */
-  char line[64];
-  int n = snprintf(line, sizeof line, "id: %s\n\n", cursor);
-  pd_client_send_copy(c, line, (size_t)n);
-}
-
-static void sse_ready(struct pd_client *c, struct pd_job *j)
-{
-  (void)c;
-  (void)j;
 }
 
 static void sse_readable(struct pd_client *c)
 {
   /* a client sends nothing on an event stream: data or EOF both end it */
   char buf[512];
-  ssize_t n = read(c->io.fd, buf, sizeof buf);
+  ssize_t n = read(c->conn.io.fd, buf, sizeof buf);
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
     pd_client_close(c, "peer closed");
 }
 
-static void sse_destroy(struct pd_client *c)
+static void sse_heartbeat(struct pd_client *c)
 {
-  (void)c;
+  static struct pd_chunk *hb;
+  if (hb == NULL)
+    hb = pd_chunk_copy(": hb\n\n", 6);
+  pd_conn_send(&c->conn, hb);
 }
 
-const struct pd_transport pd_sse_transport = {
-    .name = "sse",
-    .kind = PD_SSE,
-    .deliver = sse_deliver,
-    .control = sse_control,
-    .ready = sse_ready,
-    .caught_up = sse_caught_up,
-    .readable = sse_readable,
-    .destroy = sse_destroy,
-};
-
-struct pd_client *pd_sse_start(int fd, const struct sortie_identity *who, char **channels,
-                               uint32_t n, const char *cursor, const char *cors_origin)
+static void sse_shutdown(struct pd_client *c)
 {
-  struct pd_client *c = pd_client_new(&pd_sse_transport, fd, who);
+  char m[64];
+  int n = snprintf(m, sizeof m, ": server restarting\nretry: %d\n\n",
+                   pd_clients_cfg()->push_retry_ms);
+  pd_conn_send_copy(&c->conn, m, (size_t)n);
+  pd_conn_close_after_flush(&c->conn);
+}
+
+static struct pd_client *sse_start(const struct pd_stream_req *r)
+{
+  struct pd_client *c = pd_client_new(&pd_sse_transport, r->fd, r->who, r->serial, r->counted);
   struct sortie_buf h = {0};
   sortie_buf_puts(&h, "HTTP/1.1 200 OK\r\n"
                       "Content-Type: text/event-stream; charset=utf-8\r\n"
@@ -86,34 +77,34 @@ struct pd_client *pd_sse_start(int fd, const struct sortie_identity *who, char *
                       "X-Accel-Buffering: no\r\n"
                       "X-Content-Type-Options: nosniff\r\n"
                       "Connection: close\r\n");
-  if (cors_origin)
+  if (r->origin && r->origin[0])
     sortie_buf_printf(&h, "Access-Control-Allow-Origin: %s\r\n"
                           "Access-Control-Allow-Credentials: true\r\n"
-                          "Vary: Origin\r\n", cors_origin);
+                          "Vary: Origin\r\n", r->origin);
   /* the first bytes go out at once (a comment), so proxies and browsers see
    * the stream open before the first event */
-  sortie_buf_printf(&h, "\r\n: sortie-pushd\nretry: %d\n\n", pd_cfg->push_retry_ms);
-  pd_client_send_copy(c, h.base, h.len);
+  sortie_buf_printf(&h, "\r\n: sortie-pushd\nretry: %d\n\n", pd_clients_cfg()->push_retry_ms);
+  pd_conn_send_copy(&c->conn, h.base, h.len);
   sortie_buf_free(&h);
-
-  struct pd_sub *subs[4096];
-  uint32_t k = 0;
-  for (uint32_t i = 0; i < n && k < sizeof subs / sizeof subs[0]; i++)
-    subs[k++] = pd_sub_add(c, channels[i]);
-  pd_job_start(c, subs, k, cursor);
+  if (c->conn.closing)
+    return c;
+  struct pd_sub **subs = sortie_xmalloc((r->nchannels ? r->nchannels : 1) * sizeof *subs);
+  for (uint32_t i = 0; i < r->nchannels; i++)
+    subs[i] = pd_sub_add(c, r->channels[i]);
+  pd_resume_start(c, subs, r->nchannels, r->cursor);
+  free(subs);
   return c;
 }
 
-static struct pd_chunk *heartbeat_chunk;
-
-static void hb(struct pd_client *c)
-{
-  pd_client_send(c, heartbeat_chunk);
-}
-
-void pd_sse_heartbeat(void)
-{
-  if (heartbeat_chunk == NULL)
-    heartbeat_chunk = pd_chunk_copy(": hb\n\n", 6);
-  pd_clients_each(PD_SSE, hb);
-}
+const struct pd_transport pd_sse_transport = {
+    .name = "sse",
+    .kind = 0,
+    .start = sse_start,
+    .deliver = sse_deliver,
+    .cost = sse_cost,
+    .control = sse_control,
+    .readable = sse_readable,
+    .heartbeat = sse_heartbeat,
+    .shutdown = sse_shutdown,
+    .destroy = NULL,
+};

@@ -10,8 +10,11 @@
  * unsubscribed / pong / error / reset messages. Close codes: 1001 going away,
  * 1002 protocol error, 1003 binary data, 1007 bad UTF-8, 1008 policy, 1009
  * too big. */
-#include "pushd.h"
+#include "channel.h"
+#include "frame.h"
 #include "json.h"
+#include "resume.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -83,7 +86,7 @@ static void send_text(struct pd_client *c, const char *json, size_t len)
 {
   struct sortie_buf b = {0};
   pd_ws_frame(&b, 1, json, len);
-  pd_client_send_copy(c, b.base, b.len);
+  pd_conn_send_copy(&c->conn, b.base, b.len);
   sortie_buf_free(&b);
 }
 
@@ -91,7 +94,7 @@ static void send_text(struct pd_client *c, const char *json, size_t len)
  * the connection ends. */
 static void ws_close_code(struct pd_client *c, uint16_t code, const char *reason)
 {
-  if (c->close_after_flush || c->closing)
+  if (c->conn.close_after_flush || c->conn.closing)
     return;
   char payload[125];
   size_t rl = strlen(reason);
@@ -102,9 +105,9 @@ static void ws_close_code(struct pd_client *c, uint16_t code, const char *reason
   memcpy(payload + 2, reason, rl);
   struct sortie_buf b = {0};
   pd_ws_frame(&b, 8, payload, rl + 2);
-  pd_client_send_copy(c, b.base, b.len);
+  pd_conn_send_copy(&c->conn, b.base, b.len);
   sortie_buf_free(&b);
-  c->close_after_flush = 1;
+  pd_conn_close_after_flush(&c->conn);
 }
 
 static void send_error(struct pd_client *c, const char *code, const char *fmt, ...)
@@ -117,47 +120,30 @@ static void send_error(struct pd_client *c, const char *code, const char *fmt, .
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  struct sortie_buf b = {0};
-  sortie_buf_printf(&b, "{\"type\":\"error\",\"code\":\"%s\",\"message\":", code);
-  sortie_json_quote(&b, msg, strlen(msg));
-  sortie_buf_putc(&b, '}');
-  send_text(c, b.base, b.len);
-  sortie_buf_free(&b);
+  struct pd_control m = {.kind = PD_CTL_ERROR, .code = code, .message = msg};
+  c->tp->control(c, &m);
 }
 
 static void ws_deliver(struct pd_client *c, struct pd_event *e)
 {
-  pd_client_send(c, pd_event_ws(e));
+  pd_conn_send(&c->conn, pd_event_ws(e));
 }
 
-static void ws_control(struct pd_client *c, const char *json, size_t len, const char *cursor)
+static size_t ws_cost(struct pd_event *e)
 {
-  (void)cursor;
-  send_text(c, json, len);
+  return pd_event_ws(e)->len;
 }
 
-/* The subscriptions are in place in Redis: "subscribed" now, so that anything
- * published after the client reads it reaches it; history (for a `since`)
- * follows, then live events. */
-static void ws_ready(struct pd_client *c, struct pd_job *j)
+/* Every control message but CAUGHT_UP is a text message. SUBSCRIBED comes
+ * when the subscriptions are in place in Redis, so that anything published
+ * after the client reads it reaches it; history (for a `since`) follows,
+ * then live events. */
+static void ws_control(struct pd_client *c, const struct pd_control *m)
 {
-  uint32_t n = pd_job_nsubs(j);
-  if (n == 0)
-    return;
   struct sortie_buf b = {0};
-  sortie_buf_puts(&b, "{\"type\":\"subscribed\",\"channels\":[");
-  for (uint32_t i = 0; i < n; i++)
-    sortie_buf_printf(&b, "%s\"%s\"", i ? "," : "", pd_job_channel(j, i));
-  sortie_buf_puts(&b, "]}");
-  send_text(c, b.base, b.len);
+  if (pd_control_json(m, &b) == 0 && !(m->kind == PD_CTL_SUBSCRIBED && m->nchannels == 0))
+    send_text(c, b.base, b.len);
   sortie_buf_free(&b);
-}
-
-static void ws_caught_up(struct pd_client *c, struct pd_job *j, const char *cursor)
-{
-  (void)c;
-  (void)j;
-  (void)cursor;
 }
 
 /* The `since` of one channel in a subscribe request: a per-channel object, or
@@ -208,43 +194,38 @@ static void subscribe(struct pd_client *c, json_object *msg)
     if (!pd_sub_find(c, name))
       fresh++;
     const char *sv = since_for(since, name);
-    struct pd_pos p;
-    if (sv == NULL || (*sv && pd_pos_parse(sv, strlen(sv), &p) < 0)) {
+    struct pd_evid p;
+    if (sv == NULL || (*sv && pd_evid_parse(sv, strlen(sv), &p) < 0)) {
       send_error(c, "bad_since", "since for %s is not an event id", name);
       return;
     }
   }
-  if (c->nsubs + fresh > (size_t)pd_cfg->push_max_channels) {
-    send_error(c, "too_many_channels", "at most %d channels per connection",
-               pd_cfg->push_max_channels);
+  int max = pd_clients_cfg()->push_max_channels;
+  if (c->nsubs + fresh > (size_t)max) {
+    send_error(c, "too_many_channels", "at most %d channels per connection", max);
     return;
   }
   /* Channels already subscribed are in place in Redis: say so at once, even
    * while their history is still being sent (the request asks for nothing
    * new). One whose subscription is not yet in Redis is named by that
-   * subscription's own "subscribed" (ws_ready), which is still to come. */
-  if (fresh < n) {
-    struct sortie_buf ack = {0};
-    sortie_buf_puts(&ack, "{\"type\":\"subscribed\",\"channels\":[");
-    int first = 1;
-    for (size_t i = 0; i < n; i++) {
-      const char *name = json_object_get_string(json_object_array_get_idx(chans, i));
-      struct pd_sub *s = pd_sub_find(c, name);
-      if (s == NULL || !pd_job_announced(s->job))
-        continue;
-      sortie_buf_printf(&ack, "%s\"%s\"", first ? "" : ",", name);
-      first = 0;
-    }
-    sortie_buf_puts(&ack, "]}");
-    if (!first)
-      send_text(c, ack.base, ack.len);
-    sortie_buf_free(&ack);
+   * subscription's own "subscribed", which is still to come. */
+  const char **names = sortie_xmalloc(n * sizeof *names);
+  uint32_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *name = json_object_get_string(json_object_array_get_idx(chans, i));
+    struct pd_sub *s = pd_sub_find(c, name);
+    if (s && pd_resume_announced(s))
+      names[k++] = name;
+  }
+  if (k) {
+    struct pd_control m = {.kind = PD_CTL_SUBSCRIBED, .channels = names, .nchannels = k};
+    ws_control(c, &m);
   }
   /* the others: history for each `since` group, then live; each group's
-   * "subscribed" comes when Redis has the subscriptions (ws_ready) */
-  struct pd_sub *group[256];
-  int done[256] = {0};
-  for (size_t i = 0; i < n && i < 256; i++) {
+   * "subscribed" comes when Redis has its subscriptions */
+  struct pd_sub **group = sortie_xmalloc(n * sizeof *group);
+  uint8_t *done = sortie_xcalloc(n, 1);
+  for (size_t i = 0; i < n && !c->conn.closing; i++) {
     if (done[i])
       continue;
     const char *name = json_object_get_string(json_object_array_get_idx(chans, i));
@@ -253,20 +234,21 @@ static void subscribe(struct pd_client *c, json_object *msg)
       continue; /* already subscribed: nothing to resume */
     }
     const char *sv = since_for(since, name);
-    uint32_t k = 0;
-    for (size_t m = i; m < n && m < 256; m++) {
+    uint32_t g = 0;
+    for (size_t m = i; m < n; m++) {
       if (done[m])
         continue;
       const char *nm = json_object_get_string(json_object_array_get_idx(chans, m));
       if (strcmp(since_for(since, nm), sv) != 0 || pd_sub_find(c, nm))
         continue;
       done[m] = 1;
-      group[k++] = pd_sub_add(c, nm);
+      group[g++] = pd_sub_add(c, nm);
     }
-    pd_job_start(c, group, k, sv);
-    if (c->closing)
-      return;
+    pd_resume_start(c, group, g, sv);
   }
+  free(done);
+  free(group);
+  free(names);
 }
 
 static void unsubscribe(struct pd_client *c, json_object *msg)
@@ -277,23 +259,23 @@ static void unsubscribe(struct pd_client *c, json_object *msg)
     send_error(c, "bad_request", "unsubscribe needs \"channels\": an array of names");
     return;
   }
-  struct sortie_buf ack = {0};
-  sortie_buf_puts(&ack, "{\"type\":\"unsubscribed\",\"channels\":[");
-  int first = 1;
-  for (size_t i = 0; i < json_object_array_length(chans); i++) {
+  size_t n = json_object_array_length(chans);
+  const char **names = sortie_xmalloc((n ? n : 1) * sizeof *names);
+  uint32_t k = 0;
+  for (size_t i = 0; i < n; i++) {
     json_object *v = json_object_array_get_idx(chans, i);
     if (!json_object_is_type(v, json_type_string))
       continue;
     struct pd_sub *s = pd_sub_find(c, json_object_get_string(v));
     if (s == NULL)
       continue;
-    sortie_buf_printf(&ack, "%s\"%s\"", first ? "" : ",", json_object_get_string(v));
-    first = 0;
+    names[k++] = json_object_get_string(v);
+    pd_resume_detach(s);
     pd_sub_remove(s);
   }
-  sortie_buf_puts(&ack, "]}");
-  send_text(c, ack.base, ack.len);
-  sortie_buf_free(&ack);
+  struct pd_control m = {.kind = PD_CTL_UNSUBSCRIBED, .channels = names, .nchannels = k};
+  ws_control(c, &m);
+  free(names);
 }
 
 static void on_text(struct pd_client *c, const uint8_t *p, size_t len)
@@ -329,9 +311,9 @@ static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
 {
   (void)flags;
   struct pd_client *c = ud;
-  ssize_t n = read(c->io.fd, buf, len);
+  ssize_t n = read(c->conn.io.fd, buf, len);
   if (n > 0) {
-    c->last_rx = pd_now();
+    pd_conn_heard(&c->conn);
     ws_scan(c->tp_state, buf, (size_t)n);
     return n;
   }
@@ -351,12 +333,7 @@ static ssize_t cb_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
   (void)flags;
   struct pd_client *c = ud;
   /* wslay's own frames (pong, close) join the queue in order, whole */
-  if (!c->closing) {
-    uint8_t saved = c->close_after_flush;
-    c->close_after_flush = 0;
-    pd_client_send_copy(c, data, len);
-    c->close_after_flush = saved;
-  }
+  pd_conn_send_final(&c->conn, data, len);
   return (ssize_t)len;
 }
 
@@ -365,7 +342,7 @@ static void cb_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 {
   (void)ctx;
   struct pd_client *c = ud;
-  if (c->closing || c->close_after_flush)
+  if (c->conn.closing || c->conn.close_after_flush)
     return;
   if (arg->opcode == WSLAY_TEXT_FRAME)
     on_text(c, arg->msg, arg->msg_length);
@@ -379,16 +356,17 @@ static void ws_ctx_new(struct pd_client *c, struct ws_state *st)
                                                    cb_msg};
   if (wslay_event_context_server_init(&st->ctx, &cbs, c) != 0)
     abort(); /* out of memory: the project's policy */
-  wslay_event_config_set_max_recv_msg_length(st->ctx, (uint64_t)pd_cfg->push_max_message);
+  wslay_event_config_set_max_recv_msg_length(st->ctx,
+                                            (uint64_t)pd_clients_cfg()->push_max_message);
 }
 
 static void ws_readable(struct pd_client *c)
 {
   struct ws_state *st = c->tp_state;
-  if (c->close_after_flush) {
+  if (c->conn.close_after_flush) {
     /* closing: what the peer still sends is read and dropped */
     char sink[4096];
-    ssize_t n = read(c->io.fd, sink, sizeof sink);
+    ssize_t n = read(c->conn.io.fd, sink, sizeof sink);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
       pd_client_close(c, "peer closed");
     return;
@@ -396,7 +374,7 @@ static void ws_readable(struct pd_client *c)
   if (st->ctx == NULL)
     ws_ctx_new(c, st);
   int rc = wslay_event_recv(st->ctx);
-  if (c->closing)
+  if (c->conn.closing)
     return;
   if (rc != 0) {
     if (st->io_failed) {
@@ -409,16 +387,14 @@ static void ws_readable(struct pd_client *c)
     return;
   }
   wslay_event_send(st->ctx); /* pong, or the close reply / protocol error close */
-  if (c->closing)
+  if (c->conn.closing)
     return;
   if (wslay_event_get_close_sent(st->ctx)) {
-    c->close_after_flush = 1;
-    if (c->qlen == 0)
-      pd_client_close(c, "closed");
+    pd_conn_close_after_flush(&c->conn);
   } else if (!wslay_event_get_read_enabled(st->ctx)) {
     pd_client_close(c, "peer stopped");
   } else if (ws_idle(st) && wslay_event_get_queued_msg_count(st->ctx) == 0 &&
-             !c->close_after_flush) {
+             !c->conn.close_after_flush) {
     /* nothing under way: give the context back until the client speaks */
     wslay_event_context_free(st->ctx);
     st->ctx = NULL;
@@ -436,73 +412,55 @@ static void ws_destroy(struct pd_client *c)
   c->tp_state = NULL;
 }
 
-const struct pd_transport pd_ws_transport = {
-    .name = "ws",
-    .kind = PD_WS,
-    .deliver = ws_deliver,
-    .control = ws_control,
-    .ready = ws_ready,
-    .caught_up = ws_caught_up,
-    .readable = ws_readable,
-    .destroy = ws_destroy,
-};
-
-struct pd_client *pd_ws_start(int fd, const struct sortie_identity *who, const char *accept_key)
+static void ws_heartbeat(struct pd_client *c)
 {
-  struct pd_client *c = pd_client_new(&pd_ws_transport, fd, who);
+  static struct pd_chunk *ping;
+  if (ping == NULL)
+    ping = pd_chunk_copy("\x89\x00", 2);
+  if (pd_conn_silent_ms(&c->conn) > 2 * (uint64_t)pd_clients_cfg()->push_ping_s * 1000) {
+    pd_client_close(c, "peer silent for two ping intervals");
+    return;
+  }
+  pd_conn_send(&c->conn, ping);
+}
+
+static void ws_shutdown(struct pd_client *c)
+{
+  ws_close_code(c, 1001, "server going away");
+}
+
+static struct pd_client *ws_start(const struct pd_stream_req *r)
+{
+  struct pd_client *c = pd_client_new(&pd_ws_transport, r->fd, r->who, r->serial, r->counted);
   struct ws_state *st = sortie_xcalloc(1, sizeof *st);
   c->tp_state = st; /* the wslay context comes with the client's first bytes */
   struct sortie_buf h = {0};
   sortie_buf_printf(&h, "HTTP/1.1 101 Switching Protocols\r\n"
                         "Upgrade: websocket\r\n"
                         "Connection: Upgrade\r\n"
-                        "Sec-WebSocket-Accept: %s\r\n\r\n", accept_key);
-  pd_client_send_copy(c, h.base, h.len);
+                        "Sec-WebSocket-Accept: %s\r\n\r\n", r->accept);
+  pd_conn_send_copy(&c->conn, h.base, h.len);
   sortie_buf_reset(&h);
   char hello[160];
   int n = snprintf(hello, sizeof hello,
                    "{\"type\":\"connection_status\",\"status\":\"connected\","
-                   "\"connection_id\":\"%d.%llu\"}", pd_worker_id, (unsigned long long)c->serial);
+                   "\"connection_id\":\"%d.%llu\"}", pd_clients_worker(),
+                   (unsigned long long)c->serial);
   pd_ws_frame(&h, 1, hello, (size_t)n);
-  pd_client_send_copy(c, h.base, h.len);
+  pd_conn_send_copy(&c->conn, h.base, h.len);
   sortie_buf_free(&h);
   return c;
 }
 
-static struct pd_chunk *ping_chunk;
-
-static void ping(struct pd_client *c)
-{
-  uint64_t silent = pd_now() - c->last_rx;
-  if (silent > 2 * (uint64_t)pd_cfg->push_ping_s * 1000) {
-    pd_client_close(c, "peer silent for two ping intervals");
-    return;
-  }
-  pd_client_send(c, ping_chunk);
-}
-
-void pd_ws_heartbeat(void)
-{
-  if (ping_chunk == NULL)
-    ping_chunk = pd_chunk_copy("\x89\x00", 2);
-  pd_clients_each(PD_WS, ping);
-}
-
-static void going_away(struct pd_client *c)
-{
-  ws_close_code(c, 1001, "server going away");
-}
-
-static void sse_retry(struct pd_client *c)
-{
-  char m[64];
-  int n = snprintf(m, sizeof m, ": server restarting\nretry: %d\n\n", pd_cfg->push_retry_ms);
-  pd_client_send_copy(c, m, (size_t)n);
-  c->close_after_flush = 1;
-}
-
-void pd_streams_shutdown(void)
-{
-  pd_clients_each(PD_WS, going_away);
-  pd_clients_each(PD_SSE, sse_retry);
-}
+const struct pd_transport pd_ws_transport = {
+    .name = "ws",
+    .kind = 1,
+    .start = ws_start,
+    .deliver = ws_deliver,
+    .cost = ws_cost,
+    .control = ws_control,
+    .readable = ws_readable,
+    .heartbeat = ws_heartbeat,
+    .shutdown = ws_shutdown,
+    .destroy = ws_destroy,
+};

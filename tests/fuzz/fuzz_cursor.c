@@ -27,12 +27,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   uint64_t ms, seq;
 
   /* a cursor is an event id: what parses must print back the same numbers */
-  if (sortie_stream_id_parse(s, size, &ms, &seq) == 0) {
+  if (sortie_event_id_parse(s, size, &ms, &seq) == 0) {
     char back[48];
     int n = snprintf(back, sizeof back, "%llu-%llu", (unsigned long long)ms,
                      (unsigned long long)seq);
     uint64_t ms2, seq2;
-    if (sortie_stream_id_parse(back, (size_t)n, &ms2, &seq2) != 0 || ms2 != ms || seq2 != seq)
+    if (sortie_event_id_parse(back, (size_t)n, &ms2, &seq2) != 0 || ms2 != ms || seq2 != seq)
       abort();
   }
   sortie_utf8_valid((const unsigned char *)s, size);

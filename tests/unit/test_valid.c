@@ -204,7 +204,7 @@ Test(channel, suffix_of_65_chars_is_invalid)
 Test(stream_id, parses_ms_and_seq)
 {
   uint64_t ms = 1, seq = 1;
-  cr_assert_eq(sortie_stream_id_parse("1732212345678-7", 15, &ms, &seq), 0);
+  cr_assert_eq(sortie_event_id_parse("1732212345678-7", 15, &ms, &seq), 0);
   cr_assert_eq(ms, 1732212345678ULL);
   cr_assert_eq(seq, 7);
 }
@@ -212,7 +212,7 @@ Test(stream_id, parses_ms_and_seq)
 Test(stream_id, zero_alone_is_zero_zero)
 {
   uint64_t ms = 1, seq = 1;
-  cr_assert_eq(sortie_stream_id_parse("0", 1, &ms, &seq), 0);
+  cr_assert_eq(sortie_event_id_parse("0", 1, &ms, &seq), 0);
   cr_assert_eq(ms, 0);
   cr_assert_eq(seq, 0);
 }
@@ -221,7 +221,7 @@ Test(stream_id, accepts_uint64_max)
 {
   const char *s = "18446744073709551615-18446744073709551615";
   uint64_t ms = 0, seq = 0;
-  cr_assert_eq(sortie_stream_id_parse(s, strlen(s), &ms, &seq), 0);
+  cr_assert_eq(sortie_event_id_parse(s, strlen(s), &ms, &seq), 0);
   cr_assert_eq(ms, UINT64_MAX);
   cr_assert_eq(seq, UINT64_MAX);
 }
@@ -232,7 +232,7 @@ Test(stream_id, refuses_overflow_beyond_uint64)
                        "99999999999999999999-0", "000000000000000000001-0"};
   uint64_t ms, seq;
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    cr_expect_eq(sortie_stream_id_parse(bad[i], strlen(bad[i]), &ms, &seq), -1, "'%s' accepted",
+    cr_expect_eq(sortie_event_id_parse(bad[i], strlen(bad[i]), &ms, &seq), -1, "'%s' accepted",
                  bad[i]);
 }
 
@@ -242,34 +242,34 @@ Test(stream_id, refuses_malformed_ids)
                        " 1-1", "1-1 ", "+1-1", "1--1", "1_1", "0x1-0"};
   uint64_t ms, seq;
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    cr_expect_eq(sortie_stream_id_parse(bad[i], strlen(bad[i]), &ms, &seq), -1, "'%s' accepted",
+    cr_expect_eq(sortie_event_id_parse(bad[i], strlen(bad[i]), &ms, &seq), -1, "'%s' accepted",
                  bad[i]);
 }
 
 Test(stream_id, reads_only_len_bytes)
 {
   uint64_t ms = 0, seq = 0;
-  cr_assert_eq(sortie_stream_id_parse("5-6xyz", 3, &ms, &seq), 0);
+  cr_assert_eq(sortie_event_id_parse("5-6xyz", 3, &ms, &seq), 0);
   cr_assert_eq(ms, 5);
   cr_assert_eq(seq, 6);
 }
 
 Test(stream_id, compares_numerically_not_lexically)
 {
-  cr_expect_lt(sortie_stream_id_cmp("9-0", "10-0"), 0);
-  cr_expect_lt(sortie_stream_id_cmp("1-9", "1-10"), 0);
-  cr_expect_gt(sortie_stream_id_cmp("2-0", "1-99"), 0);
-  cr_expect_lt(sortie_stream_id_cmp("1-1", "1-2"), 0);
-  cr_expect_eq(sortie_stream_id_cmp("5-5", "5-5"), 0);
-  cr_expect_eq(sortie_stream_id_cmp("0", "0-0"), 0);
-  cr_expect_eq(sortie_stream_id_cmp("007-1", "7-1"), 0);
+  cr_expect_lt(sortie_event_id_cmp("9-0", "10-0"), 0);
+  cr_expect_lt(sortie_event_id_cmp("1-9", "1-10"), 0);
+  cr_expect_gt(sortie_event_id_cmp("2-0", "1-99"), 0);
+  cr_expect_lt(sortie_event_id_cmp("1-1", "1-2"), 0);
+  cr_expect_eq(sortie_event_id_cmp("5-5", "5-5"), 0);
+  cr_expect_eq(sortie_event_id_cmp("0", "0-0"), 0);
+  cr_expect_eq(sortie_event_id_cmp("007-1", "7-1"), 0);
 }
 
 Test(stream_id, invalid_ids_compare_as_zero)
 {
-  cr_expect_eq(sortie_stream_id_cmp("junk", "0-0"), 0);
-  cr_expect_lt(sortie_stream_id_cmp("junk", "0-1"), 0);
-  cr_expect_gt(sortie_stream_id_cmp("1-0", "1-"), 0);
+  cr_expect_eq(sortie_event_id_cmp("junk", "0-0"), 0);
+  cr_expect_lt(sortie_event_id_cmp("junk", "0-1"), 0);
+  cr_expect_gt(sortie_event_id_cmp("1-0", "1-"), 0);
 }
 
 /* ---- UTF-8 ---- */

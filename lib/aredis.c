@@ -1,0 +1,518 @@
+/* The asynchronous Redis connection of lib/aredis.h: a hiredis async context
+ * in a sortie_loop through a small adapter (hiredis asks to add or remove read
+ * and write interest; we do it on the loop).
+ *
+ * hiredis rules kept here: a context is never freed inside its own callback
+ * (redisAsyncDisconnect defers), and every callback handles a NULL reply,
+ * which is what pending commands get when the connection drops. */
+#include "aredis.h"
+#include "buf.h"
+#include "log.h"
+#include "redis_private.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+/* A sync marker is a SUBSCRIBE to a channel of its own ("#sync:<pid>:<n>"; no
+ * Sortie channel has a '#'): hiredis 0.14 cannot route a PING's answer in
+ * subscribed mode, and a SUBSCRIBE's confirmation comes after every message
+ * published before it. The requests of one turn share a marker; markers come
+ * back in the order they were sent, so they wait in a FIFO. */
+struct sync_req {
+  void (*cb)(void *ud, int ok);
+  void *ud;
+  struct sync_req *next;
+};
+
+struct sync_marker {
+  uint64_t n;
+  struct sync_req *reqs;
+  struct sync_marker *next;
+};
+
+struct sortie_aredis {
+  const char *name;
+  const struct sortie_cfg *cfg;
+  struct sortie_loop *loop;
+  struct sortie_aredis_cbs cbs;
+  void *ud;
+  redisAsyncContext *ac;
+  struct sortie_io io;
+  int in_loop;
+  int ready;
+  int was_ready; /* ready before: the next up is a reconnect */
+  uint64_t backoff;
+  struct sortie_timer retry;
+  struct sortie_timer connect_deadline;
+  struct sortie_script_env env;
+  size_t prefix_len;  /* of "<prefix>ch:" */
+  struct sync_req *sync_batch; /* asked this turn */
+  struct sync_marker *markers, **markers_tail;
+  uint64_t sync_next;
+};
+
+/* ---- the adapter: hiredis <-> the loop ---- */
+
+static void io_update(struct sortie_aredis *r, uint32_t want)
+{
+  if (!r->in_loop) {
+    if (want == 0)
+      return;
+    r->io.fd = r->ac->c.fd;
+    if (sortie_io_add(r->loop, &r->io, want) == 0)
+      r->in_loop = 1;
+    return;
+  }
+  if (want == 0) {
+    sortie_io_del(&r->io);
+    r->in_loop = 0;
+    return;
+  }
+  sortie_io_mod(&r->io, want);
+}
+
+static void ev_add_read(void *p)
+{
+  struct sortie_aredis *r = p;
+  io_update(r, r->io.events | EPOLLIN);
+}
+static void ev_del_read(void *p)
+{
+  struct sortie_aredis *r = p;
+  io_update(r, r->io.events & ~(uint32_t)EPOLLIN);
+}
+static void ev_add_write(void *p)
+{
+  struct sortie_aredis *r = p;
+  io_update(r, r->io.events | EPOLLOUT);
+}
+static void ev_del_write(void *p)
+{
+  struct sortie_aredis *r = p;
+  io_update(r, r->io.events & ~(uint32_t)EPOLLOUT);
+}
+static void ev_cleanup(void *p)
+{
+  struct sortie_aredis *r = p;
+  if (r->in_loop)
+    sortie_io_del(&r->io);
+  r->in_loop = 0;
+  r->io.events = 0;
+}
+
+static void on_io(struct sortie_io *io, uint32_t events)
+{
+  struct sortie_aredis *r = (struct sortie_aredis *)((char *)io - offsetof(struct sortie_aredis, io));
+  if (r->ac == NULL)
+    return;
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+    redisAsyncHandleRead(r->ac);
+  if (r->ac && (events & EPOLLOUT))
+    redisAsyncHandleWrite(r->ac);
+}
+
+/* ---- sync markers ---- */
+
+static void sync_run(struct sync_req *q, int ok)
+{
+  while (q) {
+    struct sync_req *next = q->next;
+    q->cb(q->ud, ok);
+    free(q);
+    q = next;
+  }
+}
+
+static void sync_name(char *out, size_t n, uint64_t k)
+{
+  snprintf(out, n, "#sync:%d:%llu", (int)getpid(), (unsigned long long)k);
+}
+
+/* the connection is gone: every marker fails */
+static void syncs_fail(struct sortie_aredis *r)
+{
+  while (r->markers) {
+    struct sync_marker *m = r->markers;
+    r->markers = m->next;
+    sync_run(m->reqs, 0);
+    free(m);
+  }
+  r->markers_tail = &r->markers;
+  struct sync_req *b = r->sync_batch;
+  r->sync_batch = NULL;
+  sync_run(b, 0);
+}
+
+static int sub_cmd(struct sortie_aredis *r, const char *verb, const char *channel);
+
+static void sync_answered(struct sortie_aredis *r, const char *name, size_t nlen)
+{
+  struct sync_marker *m = r->markers;
+  char want[64];
+  if (m)
+    sync_name(want, sizeof want, m->n);
+  if (m == NULL || strlen(want) != nlen || memcmp(want, name, nlen) != 0)
+    return; /* not ours, or out of order: cannot happen on one connection */
+  r->markers = m->next;
+  if (r->markers == NULL)
+    r->markers_tail = &r->markers;
+  sub_cmd(r, "UNSUBSCRIBE", want);
+  sync_run(m->reqs, 1);
+  free(m);
+}
+
+int sortie_aredis_sync(struct sortie_aredis *r, void (*cb)(void *ud, int ok), void *ud)
+{
+  if (!r->ready)
+    return -1;
+  struct sync_req *q = sortie_xmalloc(sizeof *q);
+  q->cb = cb;
+  q->ud = ud;
+  q->next = r->sync_batch;
+  r->sync_batch = q;
+  return 0;
+}
+
+/* end of turn: one marker for what this turn asked */
+static void sync_flush(void *ud)
+{
+  struct sortie_aredis *r = ud;
+  if (r->sync_batch == NULL)
+    return;
+  char name[64];
+  uint64_t n = ++r->sync_next;
+  sync_name(name, sizeof name, n);
+  struct sync_req *b = r->sync_batch;
+  r->sync_batch = NULL;
+  if (sub_cmd(r, "SUBSCRIBE", name) < 0) {
+    sync_run(b, 0);
+    return;
+  }
+  struct sync_marker *m = sortie_xmalloc(sizeof *m);
+  m->n = n;
+  m->reqs = b;
+  m->next = NULL;
+  *r->markers_tail = m;
+  r->markers_tail = &m->next;
+}
+
+/* ---- connecting ---- */
+
+static void connect_now(struct sortie_aredis *r);
+
+static void on_retry(struct sortie_timer *t)
+{
+  connect_now((struct sortie_aredis *)((char *)t - offsetof(struct sortie_aredis, retry)));
+}
+
+static void schedule_retry(struct sortie_aredis *r)
+{
+  r->backoff = r->backoff ? r->backoff * 2 : 100;
+  if (r->backoff > 5000)
+    r->backoff = 5000;
+  sortie_timer_arm(&r->retry, r->backoff);
+}
+
+static void lost(struct sortie_aredis *r)
+{
+  int was_ready = r->ready;
+  r->ready = 0;
+  r->ac = NULL;
+  sortie_timer_stop(&r->connect_deadline);
+  syncs_fail(r);
+  if (was_ready) {
+    LOG_WARN("redis", "%s connection lost; reconnecting", r->name);
+    if (r->cbs.down)
+      r->cbs.down(r->ud);
+  }
+  schedule_retry(r);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+  (void)status;
+  struct sortie_aredis *r = ac->data;
+  if (r && r->ac == ac)
+    lost(r);
+}
+
+static void on_setup(redisAsyncContext *ac, void *reply, void *priv)
+{
+  (void)priv;
+  redisReply *rep = reply;
+  if (rep && rep->type == REDIS_REPLY_ERROR) {
+    LOG_ERROR("redis", "AUTH/SELECT refused: %s", rep->str);
+    redisAsyncDisconnect(ac);
+  }
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+  redisAsyncContext *ac = (redisAsyncContext *)cac;
+  struct sortie_aredis *r = ac->data;
+  if (r == NULL || r->ac != ac)
+    return;
+  sortie_timer_stop(&r->connect_deadline);
+  if (status != REDIS_OK) {
+    LOG_WARN("redis", "%s: cannot connect: %s", r->name, ac->errstr);
+    r->ac = NULL; /* hiredis frees the context after this callback */
+    schedule_retry(r);
+    return;
+  }
+  const char *av[2][2];
+  char db[16];
+  int n = sortie_redis_setup(r->cfg, av, db);
+  for (int i = 0; i < n; i++)
+    redisAsyncCommandArgv(ac, on_setup, NULL, 2, av[i], NULL);
+  int again = r->was_ready;
+  r->backoff = 0;
+  r->ready = 1;
+  r->was_ready = 1;
+  LOG_INFO("redis", "%s connection ready", r->name);
+  if (r->cbs.up)
+    r->cbs.up(r->ud, again);
+}
+
+static void on_connect_deadline(struct sortie_timer *t)
+{
+  struct sortie_aredis *r =
+      (struct sortie_aredis *)((char *)t - offsetof(struct sortie_aredis, connect_deadline));
+  if (r->ac && !r->ready) {
+    LOG_WARN("redis", "%s: connect timed out", r->name);
+    redisAsyncContext *ac = r->ac;
+    r->ac = NULL;
+    ac->data = NULL;
+    redisAsyncFree(ac);
+    if (r->in_loop)
+      sortie_io_del(&r->io);
+    r->in_loop = 0;
+    schedule_retry(r);
+  }
+}
+
+static void connect_now(struct sortie_aredis *r)
+{
+  const struct sortie_cfg *cfg = r->cfg;
+  redisAsyncContext *ac = cfg->redis_socket[0] ? redisAsyncConnectUnix(cfg->redis_socket)
+                                               : redisAsyncConnect(cfg->redis_host, cfg->redis_port);
+  if (ac == NULL || ac->err) {
+    LOG_WARN("redis", "%s: %s", r->name, ac ? ac->errstr : "out of memory");
+    if (ac)
+      redisAsyncFree(ac);
+    schedule_retry(r);
+    return;
+  }
+  r->ac = ac;
+  ac->data = r;
+  r->io.cb = on_io;
+  r->io.events = 0;
+  r->in_loop = 0;
+  ac->ev.data = r;
+  ac->ev.addRead = ev_add_read;
+  ac->ev.delRead = ev_del_read;
+  ac->ev.addWrite = ev_add_write;
+  ac->ev.delWrite = ev_del_write;
+  ac->ev.cleanup = ev_cleanup;
+  redisAsyncSetConnectCallback(ac, on_connect);
+  redisAsyncSetDisconnectCallback(ac, on_disconnect);
+  /* hiredis 0.14 has no async connect timeout of its own */
+  sortie_timer_arm(&r->connect_deadline, (uint64_t)cfg->redis_timeout_ms * 2 + 500);
+}
+
+struct sortie_aredis *sortie_aredis_new(struct sortie_loop *l, const struct sortie_cfg *cfg,
+                                        const char *name, const struct sortie_aredis_cbs *cbs,
+                                        void *ud)
+{
+  struct sortie_aredis *r = sortie_xcalloc(1, sizeof *r);
+  r->name = name;
+  r->cfg = cfg;
+  r->loop = l;
+  if (cbs)
+    r->cbs = *cbs;
+  r->ud = ud;
+  r->io.fd = -1;
+  r->markers_tail = &r->markers;
+  r->prefix_len = sortie_redis_channel_prefix_len(cfg);
+  sortie_script_env_init(&r->env, cfg);
+  sortie_timer_init(&r->retry, l, on_retry);
+  sortie_timer_init(&r->connect_deadline, l, on_connect_deadline);
+  sortie_loop_on_turn_end(l, sync_flush, r);
+  connect_now(r);
+  return r;
+}
+
+void sortie_aredis_free(struct sortie_aredis *r)
+{
+  if (r == NULL)
+    return;
+  memset(&r->cbs, 0, sizeof r->cbs);
+  sortie_timer_stop(&r->retry);
+  sortie_timer_stop(&r->connect_deadline);
+  if (r->ac) {
+    redisAsyncContext *ac = r->ac;
+    r->ac = NULL;
+    r->ready = 0;
+    ac->data = NULL;
+    redisAsyncFree(ac); /* pending replies get NULL now; the adapter is cleaned up */
+  }
+  r->ready = 0;
+  syncs_fail(r);
+  sortie_loop_off_turn_end(r->loop, sync_flush, r);
+  free(r);
+}
+
+int sortie_aredis_up(const struct sortie_aredis *r)
+{
+  return r->ready;
+}
+
+/* ---- pub/sub ---- */
+
+static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
+{
+  (void)priv;
+  struct sortie_aredis *r = ac->data;
+  redisReply *x = reply;
+  if (r == NULL || x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements < 3)
+    return;
+  redisReply *kind = x->element[0], *chan = x->element[1];
+  const char *prefix = chan->str;
+  if (kind->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING ||
+      chan->len < r->prefix_len || memcmp(prefix, r->cfg->redis_prefix, r->prefix_len - 3) != 0 ||
+      memcmp(prefix + r->prefix_len - 3, "ch:", 3) != 0)
+    return;
+  const char *name = chan->str + r->prefix_len;
+  size_t nlen = chan->len - r->prefix_len;
+  if (strcmp(kind->str, "message") == 0 && x->element[2]->type == REDIS_REPLY_STRING) {
+    if (r->cbs.message)
+      r->cbs.message(r->ud, name, nlen, x->element[2]->str, x->element[2]->len);
+  } else if (nlen > 6 && memcmp(name, "#sync:", 6) == 0) {
+    if (strcmp(kind->str, "subscribe") == 0)
+      sync_answered(r, name, nlen);
+  } else if (strcmp(kind->str, "subscribe") == 0) {
+    if (r->cbs.subscribed)
+      r->cbs.subscribed(r->ud, name, nlen);
+  } else if (strcmp(kind->str, "unsubscribe") == 0) {
+    if (r->cbs.unsubscribed)
+      r->cbs.unsubscribed(r->ud, name, nlen);
+  }
+}
+
+static int sub_cmd(struct sortie_aredis *r, const char *verb, const char *channel)
+{
+  if (!r->ready)
+    return -1;
+  char full[256];
+  if (sortie_redis_channel_key(r->cfg, channel, full, sizeof full) < 0)
+    return -1;
+  const char *av[] = {verb, full};
+  return redisAsyncCommandArgv(r->ac, on_sub, NULL, 2, av, NULL) == REDIS_OK ? 0 : -1;
+}
+
+int sortie_aredis_subscribe(struct sortie_aredis *r, const char *channel)
+{
+  if (sub_cmd(r, "SUBSCRIBE", channel) == 0)
+    return 0;
+  if (r->ready) {
+    LOG_ERROR("redis", "%s: SUBSCRIBE %s refused; reconnecting", r->name, channel);
+    redisAsyncDisconnect(r->ac);
+  }
+  return -1;
+}
+
+int sortie_aredis_unsubscribe(struct sortie_aredis *r, const char *channel)
+{
+  return sub_cmd(r, "UNSUBSCRIBE", channel);
+}
+
+/* ---- scripts ---- */
+
+struct script_req {
+  struct sortie_aredis *r;
+  enum sortie_lua lua;
+  int argc; /* with the head */
+  const char **argv;
+  size_t *lens;
+  char *args; /* the copies of the caller's arguments, one block */
+  int retried;
+  sortie_aredis_reply_cb *cb;
+  void *ud;
+};
+
+static void req_free(struct script_req *q)
+{
+  free(q->argv);
+  free(q->lens);
+  free(q->args);
+  free(q);
+}
+
+static void on_script(redisAsyncContext *ac, void *reply, void *priv);
+
+static int script_send(struct script_req *q)
+{
+  struct sortie_aredis *r = q->r;
+  if (!r->ready)
+    return -1;
+  /* EVALSHA first; on NOSCRIPT the same with EVAL and the source */
+  sortie_script_head(q->argv, q->lens, &r->env, r->cfg, q->lua, q->retried);
+  return redisAsyncCommandArgv(r->ac, on_script, q, q->argc, q->argv, q->lens) == REDIS_OK ? 0
+                                                                                          : -1;
+}
+
+static void on_script(redisAsyncContext *ac, void *reply, void *priv)
+{
+  (void)ac;
+  struct script_req *q = priv;
+  redisReply *x = reply;
+  if (x && x->type == REDIS_REPLY_ERROR && strncmp(x->str, "NOSCRIPT", 8) == 0 && !q->retried) {
+    q->retried = 1;
+    if (script_send(q) == 0)
+      return;
+    x = NULL;
+  }
+  if (x && x->type == REDIS_REPLY_ERROR) {
+    LOG_ERROR("redis", "script %s failed: %s", sortie_lua_name[q->lua], x->str);
+    x = NULL;
+  }
+  if (q->cb)
+    q->cb(q->ud, (const sortie_reply *)x);
+  req_free(q);
+}
+
+int sortie_aredis_script(struct sortie_aredis *r, enum sortie_lua s, int argc,
+                         const char *const *argv, sortie_aredis_reply_cb *cb, void *ud)
+{
+  if (!r->ready)
+    return -1;
+  struct script_req *q = sortie_xcalloc(1, sizeof *q);
+  q->r = r;
+  q->lua = s;
+  q->argc = SORTIE_SCRIPT_HEAD + argc;
+  q->argv = sortie_xcalloc((size_t)q->argc, sizeof *q->argv);
+  q->lens = sortie_xcalloc((size_t)q->argc, sizeof *q->lens);
+  size_t total = 0;
+  for (int i = 0; i < argc; i++)
+    total += strlen(argv[i]) + 1;
+  q->args = sortie_xmalloc(total ? total : 1);
+  char *p = q->args;
+  for (int i = 0; i < argc; i++) {
+    size_t l = strlen(argv[i]);
+    memcpy(p, argv[i], l + 1);
+    q->argv[SORTIE_SCRIPT_HEAD + i] = p;
+    q->lens[SORTIE_SCRIPT_HEAD + i] = l;
+    p += l + 1;
+  }
+  q->cb = cb;
+  q->ud = ud;
+  if (script_send(q) < 0) {
+    req_free(q);
+    return -1;
+  }
+  return 0;
+}

@@ -1,0 +1,74 @@
+/* The daemon's Redis: two connections of lib/aredis.h, `sub` subscribed to
+ * exactly the channels this worker's clients read, `cmd` for the history,
+ * connection-limit and admin scripts. It reports upward only through the
+ * callbacks main.c gives it.
+ *
+ * This is the seam the unit tests of channels and resume replace with a
+ * scripted fake (tests/unit/fake_bus.c): everything above it reaches Redis
+ * through these functions alone. */
+#ifndef SORTIE_PUSHD_BUS_H
+#define SORTIE_PUSHD_BUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "event.h"
+#include "loop.h"
+
+struct pd_bus_cbs {
+  void (*message)(const char *channel, size_t clen, const char *env, size_t len);
+  void (*subscribed)(const char *channel, size_t clen);
+  void (*unsubscribed)(const char *channel, size_t clen);
+  void (*sub_up)(void);   /* the subscriber link is ready (again) */
+  void (*sub_down)(void); /* ... and lost: nothing is subscribed any more */
+  void (*cmd_up)(void);   /* the command link is ready (again) */
+};
+
+/** Connects both links (retrying by themselves). cfg must outlive the bus. */
+void pd_bus_start(struct sortie_loop *l, const struct sortie_cfg *cfg, int worker,
+                  const struct pd_bus_cbs *cbs);
+void pd_bus_stop(void);
+/** 1 while the subscriber link is ready; pd_bus_cmd_up: the command link. */
+int pd_bus_up(void);
+int pd_bus_cmd_up(void);
+
+/** SUBSCRIBE / UNSUBSCRIBE a channel: 0, or -1 when it was not sent (link
+ * down, or for UNSUBSCRIBE, nothing subscribed). */
+int pd_bus_subscribe(const char *channel);
+int pd_bus_unsubscribe(const char *channel);
+/** cb(ud, 1) once every message published before this call has been handed
+ * to `message`; cb(ud, 0) when the link is lost first; -1 (no callback) when
+ * it is down. */
+int pd_bus_sync(void (*cb)(void *ud, int ok), void *ud);
+
+/* One page of history (lib/lua/events.lua). */
+struct pd_hist {
+  struct pd_event **events; /* in id order */
+  uint32_t nevents;
+  char **resets;            /* channels whose history after the cursor is gone */
+  uint32_t nresets;
+  char end[SORTIE_EVENT_ID_MAX + 1]; /* every event up to this id was in the page */
+};
+
+/** h NULL: the read failed (Redis went away). h and everything in it are
+ * borrowed for the call (ref the events to keep them). */
+typedef void pd_hist_cb(void *ud, const struct pd_hist *h);
+/** Reads at most `limit` events after id `from` ("" = none, only the end)
+ * of `n` channels (borrowed). 0, or -1 (no callback) when the link is down. */
+int pd_bus_history(const char *from, const char *const *channels, uint32_t n, uint32_t limit,
+                   pd_hist_cb *cb, void *ud);
+
+/** The per-user connection limit (lib/lua/conns.lua): `op` "open", "close"
+ * or "refresh" of `conn_id` for `user`. cb (may be NULL) gets allowed, and
+ * failed = 1 when Redis did not answer (then allowed is 1: fail open). */
+typedef void pd_conns_cb(void *ud, int allowed, int failed);
+void pd_bus_conns(const char *op, const char *user, const char *conn_id, int limit,
+                  pd_conns_cb *cb, void *ud);
+
+/** Publishes this daemon's admin_stats (lib/lua/admin_stats.lua). */
+void pd_bus_admin_stats(const char *connections_json, const char *daemon);
+/** A line on the admin page's system log. */
+void pd_bus_syslog(const char *level, const char *message);
+
+#endif

@@ -1,0 +1,23 @@
+/* The per-user connection limit (push.max_conn_per_user), counted in Redis
+ * across every daemon (lib/lua/conns.lua): a stream takes a slot when it
+ * opens, gives it back when it closes, and renews it every minute (slots
+ * expire in 180 s, so a daemon that dies does not hold them for ever). */
+#ifndef SORTIE_PUSHD_LIMIT_H
+#define SORTIE_PUSHD_LIMIT_H
+
+#include <stdint.h>
+
+#include "bus.h"
+
+/** The limit to apply (kept). */
+void pd_limit_init(int max_per_user);
+/** Asks for a slot for connection `serial` of `user`: cb(ud, allowed,
+ * failed) (failed: Redis did not answer, and the stream is allowed). */
+void pd_limit_open(const char *user, uint64_t serial, pd_conns_cb *cb, void *ud);
+/** Gives the slot back; renews it. */
+void pd_limit_close(const char *user, uint64_t serial);
+void pd_limit_refresh(const char *user, uint64_t serial);
+/** The limit. */
+int pd_limit_max(void);
+
+#endif
