@@ -124,10 +124,17 @@ bench: all $(BENCH_BINS)
 # ---- tests ----
 $(BUILD)/tests/%.o: tests/%.c $(BUILD)/gen/sortie_lua.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) -Itests $(CFLAGS_ALL) -c -o $@ $<
+	$(CC) $(CPPFLAGS_ALL) -Itests -Ipushd $(CFLAGS_ALL) -c -o $@ $<
 
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBA)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBA) $(LIBS_CORE) $(LIBS_TEST) $(LDFLAGS)
+
+# channels and resume, on the daemon's own objects above its Redis side,
+# which a scripted fake replaces (tests/unit/fake_bus.c)
+PUSHD_CORE_OBJ = $(patsubst %,$(BUILD)/pushd/%.o,channel resume client conn limit event frame metrics)
+$(BUILD)/tests/unit/test_resume: $(BUILD)/tests/unit/test_resume.o $(BUILD)/tests/unit/fake_bus.o \
+                                 $(PUSHD_CORE_OBJ) $(LIBA)
+	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIBA) $(LIBS_CORE) $(LIBS_TEST) $(LDFLAGS)
 
 $(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(HARNESS_OBJ) $(LIBA)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(HARNESS_OBJ) $(LIBA) $(LIBS_CORE) $(LIBS_TEST) $(LDFLAGS)

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "http.h"
+#include "redis.h"
 
 sortie_handler sortie_api_fire;          /* POST /api/fire */
 sortie_handler sortie_api_fire_count;    /* GET  /api/signals/{id}/fire-count */
@@ -38,6 +39,16 @@ sortie_handler sortie_page_missing;      /* GET  /mission/<not an id>: the HTML 
 #define SORTIE_R_ADMIN_STATS   {"GET", "/api/admin/stats", sortie_api_admin_stats, SORTIE_ROUTE_AUTH | SORTIE_ROUTE_PRIV}
 #define SORTIE_R_PAGE          {"GET", "/mission/{}", sortie_page_mission, SORTIE_ROUTE_PUBLIC}, \
                                {"GET", "/mission/{*}", sortie_page_missing, SORTIE_ROUTE_PUBLIC}
+
+/** 503 for Redis being unreachable (api_reply.c). */
+void sortie_problem_redis(struct sortie_resp *r, struct sortie_app *app);
+
+/** Passes a script's reply on: {status, json[, ...]}. For status >= 400 the
+ * json is {slug, detail, extras} and becomes problem+json. Returns the status
+ * written (0 if the reply was not of that form: then a 500 was written). The
+ * reply stays the caller's. */
+int sortie_resp_from_script(struct sortie_resp *r, struct sortie_app *app,
+                            const sortie_reply *rep);
 
 /** Every route, for the all-in-one program. */
 extern const struct sortie_route sortie_api_routes[];

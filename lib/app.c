@@ -1,6 +1,7 @@
 /* What every program and tool sets up first: configuration, secrets, logging,
  * problem base and the Redis connection. */
 #include "app.h"
+#include "redis.h"
 #include "log.h"
 
 #include <errno.h>

@@ -1,5 +1,6 @@
 /* FastCGI/CGI front: the request loop over libfcgi, and the pre-forked pool. */
 #include "fcgi.h"
+#include "redis.h"
 #include "master.h"
 #include "log.h"
 

@@ -137,58 +137,6 @@ void sortie_problem_field(struct sortie_resp *r, int status, const char *field, 
   va_end(ap);
 }
 
-void sortie_problem_redis(struct sortie_resp *r, struct sortie_app *app)
-{
-  LOG_ERROR("redis", "%s", sortie_redis_errstr(app->redis));
-  json_object *x = json_object_new_object();
-  json_object_object_add(x, "retry_after", json_object_new_int(1));
-  sortie_problem(r, 503, "redis-unavailable", x, "the event store is unreachable; nothing was "
-                                                 "written, try again");
-  sortie_resp_header(r, "Retry-After", "1");
-}
-
-int sortie_resp_from_script(struct sortie_resp *r, struct sortie_app *app,
-                            const sortie_reply *rep)
-{
-  (void)app;
-  const sortie_reply *st = sortie_reply_at(rep, 0), *body = sortie_reply_at(rep, 1);
-  size_t blen;
-  const char *b = body ? sortie_reply_str(body, &blen) : NULL;
-  if (st == NULL || sortie_reply_type(st) != SORTIE_REPLY_INTEGER || b == NULL) {
-    if (sortie_reply_type(rep) == SORTIE_REPLY_ERROR)
-      sortie_problem(r, 500, "internal", NULL, "the store refused the operation");
-    else
-      sortie_problem(r, 500, "internal", NULL, "unexpected reply from the store");
-    return 0;
-  }
-  int status = (int)sortie_reply_int(st);
-  if (status < 400) {
-    sortie_resp_json(r, status, b, blen);
-    return status;
-  }
-  const char *why;
-  json_object *o = sortie_json_parse(b, blen, &why);
-  const char *slug = "internal", *detail = "";
-  size_t n;
-  json_object *extra = json_object_new_object();
-  if (o) {
-    sortie_json_str(o, "slug", &slug, &n);
-    sortie_json_str(o, "detail", &detail, &n);
-    json_object_object_foreach(o, k, v)
-    {
-      if (strcmp(k, "slug") && strcmp(k, "detail"))
-        json_object_object_add(extra, k, json_object_get(v));
-    }
-  }
-  long long retry = 0;
-  if (sortie_json_int(extra, "retry_after", &retry) == 0 && retry > 0)
-    sortie_resp_header(r, "Retry-After", "%lld", retry);
-  sortie_problem(r, status, slug, extra, "%s", detail);
-  if (o)
-    json_object_put(o);
-  return status;
-}
-
 int sortie_etag_match(const char *inm, const char *etag)
 {
   if (inm == NULL || etag == NULL)

@@ -10,7 +10,8 @@
 #include "auth.h"
 #include "buf.h"
 #include "cfg.h"
-#include "redis.h"
+
+struct sortie_redis;
 
 /* Everything a handler may use that outlives one request: owned by the
  * program's main loop. */
@@ -100,20 +101,12 @@ void sortie_problem(struct sortie_resp *r, int status, const char *slug, json_ob
 /** Same, naming the invalid body field (422 by default) in `field`. */
 void sortie_problem_field(struct sortie_resp *r, int status, const char *field, const char *fmt,
                           ...) __attribute__((format(printf, 4, 5)));
-/** 503 for Redis being unreachable. */
-void sortie_problem_redis(struct sortie_resp *r, struct sortie_app *app);
 /** Sets the base URI of problem types (api.problem_base). */
 void sortie_problem_base(const char *base);
 
 /** Gets query parameter `name` percent-decoded into `out` (size n). Returns its
  * length, or -1 if absent, too long or badly encoded. */
 long sortie_query_get(const char *query, const char *name, char *out, size_t n);
-
-/** Passes a script's reply on: {status, json[, ...]}. For status >= 400 the
- * json is {slug, detail, extras} and becomes problem+json. Returns the status
- * written (0 if the reply was not of that form: then a 500 was written). */
-int sortie_resp_from_script(struct sortie_resp *r, struct sortie_app *app,
-                            const sortie_reply *rep);
 
 /** Weak comparison of an If-None-Match header with an ETag: 1 if it matches. */
 int sortie_etag_match(const char *if_none_match, const char *etag);

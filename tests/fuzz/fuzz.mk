@@ -13,10 +13,10 @@ FUZZ_NAMES    = json cursor token query decimal frame
 FUZZ_BINS     = $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_NAMES))
 FUZZ_SAN      = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
-                -Wall -Wextra -Werror -Wshadow -Ilib -Ipushd -I$(FUZZ_BUILD)/gen \
+                -Wall -Wextra -Werror -Wshadow -Ilib -Ipushd \
                 -ffunction-sections -fdata-sections
-# http.c also holds the request loop, which calls into redis.c, json.c and
-# auth.c; sortie_query_get does not, so the linker drops those functions and
+# http.c also holds the request loop, which calls into json.c and auth.c;
+# sortie_query_get does not, so the linker drops those functions and
 # their callees are not needed. lld (LLVM 14, beside clang) is used because GNU
 # ld keeps every function that the sanitizer coverage tables point at.
 FUZZ_LDFLAGS  = -fuse-ld=lld -Wl,--gc-sections
@@ -34,10 +34,6 @@ FUZZ_LIBS_decimal =
 FUZZ_SRC_frame   = pushd/frame.c lib/buf.c
 FUZZ_LIBS_frame  = -lcrypto
 
-# http.h includes redis.h, which includes the generated script list
-FUZZ_LUA = $(sort $(filter-out lib/lua/common.lua,$(wildcard lib/lua/*.lua)))
-FUZZ_GEN = $(FUZZ_BUILD)/gen/sortie_lua.h
-
 .PHONY: fuzz fuzz-build
 fuzz: fuzz-build
 	@for t in $(FUZZ_NAMES); do \
@@ -53,13 +49,8 @@ fuzz: fuzz-build
 
 fuzz-build: $(FUZZ_BINS)
 
-$(FUZZ_GEN): lib/lua/common.lua $(FUZZ_LUA) tools/lua2c.sh
-	@mkdir -p $(FUZZ_BUILD)/gen
-	sh tools/lua2c.sh $(FUZZ_BUILD)/gen/sortie_lua.h $(FUZZ_BUILD)/gen/sortie_lua.c \
-	  lib/lua/common.lua $(FUZZ_LUA)
-
 define FUZZ_RULE
-$(FUZZ_BUILD)/fuzz_$(1): tests/fuzz/fuzz_$(1).c $$(FUZZ_SRC_$(1)) $$(wildcard lib/*.h pushd/*.h) $(FUZZ_GEN)
+$(FUZZ_BUILD)/fuzz_$(1): tests/fuzz/fuzz_$(1).c $$(FUZZ_SRC_$(1)) $$(wildcard lib/*.h pushd/*.h)
 	@mkdir -p $$(dir $$@)
 	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -o $$@ tests/fuzz/fuzz_$(1).c $$(FUZZ_SRC_$(1)) \
 	  $$(FUZZ_LDFLAGS) $$(FUZZ_LIBS_$(1))

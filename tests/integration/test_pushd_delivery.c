@@ -9,7 +9,8 @@
 
 #include "test_pushd_util.h"
 
-SORTIE_WORLD_CONF("api.fire_rate_per_min = 1000\n");
+SORTIE_WORLD_CONF("api.fire_rate_per_min = 1000\n"
+                  "push.max_channels = 300\n");
 
 /* id "<ms>-<seq>" comparison */
 static int idcmp(const char *a, const char *b)
@@ -849,6 +850,34 @@ Test(delivery, an_event_published_after_the_subscribed_answer_is_delivered)
   }
   cr_assert_eq(lost, 0, "%d of 20 events published right after \"subscribed\" never came "
                         "(first: %s)", lost, first_lost);
+  free(tok);
+}
+
+/* push.max_channels above 256: one WebSocket subscribe of 300 channels is
+ * answered for all 300, and the last one delivers (pushd once grouped at
+ * most 256 channels of a request and silently dropped the rest) */
+Test(delivery, a_websocket_subscribe_of_more_than_256_channels_takes_them_all)
+{
+  char *tok = token_for(uniq("u"), "user");
+  struct ws_client *ws = ws_ok(tok);
+  struct sortie_buf b = {0};
+  char last[128] = "";
+  sortie_buf_putc(&b, '[');
+  for (int i = 0; i < 300; i++) {
+    snprintf(last, sizeof last, "%s", chan("market"));
+    sortie_buf_printf(&b, "%s\"%s\"", i ? "," : "", last);
+  }
+  sortie_buf_putc(&b, ']');
+  ws_subscribe(ws, b.base, NULL); /* asserts "subscribed" names all 300 */
+  char *id = publish_ok(last, "market_update", "{\"n\":300}");
+  const char *t = ws_next_text(ws, T_LONG);
+  cr_assert_not_null(t, "nothing came on the 300th channel");
+  char *eid = env_id(t);
+  cr_assert_str_eq(eid, id);
+  free(eid);
+  free(id);
+  sortie_buf_free(&b);
+  ws_close(ws);
   free(tok);
 }
 
