@@ -33,8 +33,8 @@ void pd_bus_stop(void);
 int pd_bus_up(void);
 int pd_bus_cmd_up(void);
 
-/** SUBSCRIBE / UNSUBSCRIBE a channel: 0, or -1 when it was not sent (link
- * down, or for UNSUBSCRIBE, nothing subscribed). */
+/** SUBSCRIBE / UNSUBSCRIBE a channel (the name is copied): 0, or -1 when it
+ * was not sent (link down, or for UNSUBSCRIBE, nothing subscribed). */
 int pd_bus_subscribe(const char *channel);
 int pd_bus_unsubscribe(const char *channel);
 /** cb(ud, 1) once every message published before this call has been handed
@@ -60,13 +60,14 @@ int pd_bus_history(const char *from, const char *const *channels, uint32_t n, ui
                    pd_hist_cb *cb, void *ud);
 
 /** The per-user connection limit (lib/lua/conns.lua): `op` "open", "close"
- * or "refresh" of `conn_id` for `user`. cb (may be NULL) gets allowed, and
+ * or "refresh" of `conn_id` for `user` (all copied). cb (may be NULL) gets allowed, and
  * failed = 1 when Redis did not answer (then allowed is 1: fail open). */
 typedef void pd_conns_cb(void *ud, int allowed, int failed);
 void pd_bus_conns(const char *op, const char *user, const char *conn_id, int limit,
                   pd_conns_cb *cb, void *ud);
 
-/** Publishes this daemon's admin_stats (lib/lua/admin_stats.lua). */
+/** Publishes this daemon's admin_stats (lib/lua/admin_stats.lua); the
+ * strings here and below are copied. */
 void pd_bus_admin_stats(const char *connections_json, const char *daemon);
 /** A line on the admin page's system log. */
 void pd_bus_syslog(const char *level, const char *message);

@@ -35,8 +35,9 @@ struct pd_sub {
 typedef void pd_held_cb(struct pd_sub *s, struct pd_event *e);
 void pd_channels_init(pd_held_cb *held);
 
-/** Subscribes c to channel `name` (valid; the caller checked rights).
- * Returns the new subscription, or the existing one. */
+/** Subscribes c to channel `name` (valid; the caller checked rights; the
+ * name is copied). Returns the new subscription, or the existing one: it
+ * belongs to the channel layer, and lives until pd_sub_remove. */
 struct pd_sub *pd_sub_add(struct pd_client *c, const char *name);
 /** Removes a subscription (and the Redis subscription with the channel's
  * last one). The caller detaches it from any job first. */

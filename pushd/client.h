@@ -85,7 +85,8 @@ const struct sortie_cfg *pd_clients_cfg(void);
 int pd_clients_worker(void);
 
 /** A new client of `tp` on socket `fd` (-1: none; owned from now on), on
- * the worker's list. */
+ * the worker's list; `who` is copied. The client is the worker's: it is
+ * freed at the end of the turn after pd_client_close. */
 struct pd_client *pd_client_new(const struct pd_transport *tp, int fd,
                                 const struct sortie_identity *who, uint64_t serial, int counted);
 /** Starts the teardown (see pd_conn_close): subscriptions and resumes end,

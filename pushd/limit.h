@@ -11,8 +11,9 @@
 
 /** The limit to apply (kept). */
 void pd_limit_init(int max_per_user);
-/** Asks for a slot for connection `serial` of `user`: cb(ud, allowed,
- * failed) (failed: Redis did not answer, and the stream is allowed). */
+/** Asks for a slot for connection `serial` of `user` (copied): cb(ud,
+ * allowed, failed) (failed: Redis did not answer, and the stream is
+ * allowed). cb may run before this returns, when Redis is away. */
 void pd_limit_open(const char *user, uint64_t serial, pd_conns_cb *cb, void *ud);
 /** Gives the slot back; renews it. */
 void pd_limit_close(const char *user, uint64_t serial);

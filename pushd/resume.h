@@ -34,7 +34,7 @@
 void pd_resume_init(void);
 
 /** Brings n subscriptions of c (borrowed array) up to date after event id
- * `from` ("" = from now). A subscription already in a job leaves it. With
+ * `from` (copied; "" = from now). A subscription already in a job leaves it. With
  * n == 0 the client is told it is caught up at `from` at once. The client
  * hears PD_CTL_SUBSCRIBED when the channels are in place in Redis, PD_CTL_RESET
  * for a channel whose history is gone, the events, then PD_CTL_CAUGHT_UP. */

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "test_pushd_util.h"
 
 SORTIE_WORLD_CONF("api.fire_rate_per_min = 1000\n"
