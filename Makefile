@@ -131,7 +131,7 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBA)
 
 # channels and resume, on the daemon's own objects above its Redis side,
 # which a scripted fake replaces (tests/unit/fake_bus.c)
-PUSHD_CORE_OBJ = $(patsubst %,$(BUILD)/pushd/%.o,channel resume client conn limit event frame metrics)
+PUSHD_CORE_OBJ = $(patsubst %,$(BUILD)/pushd/%.o,channel resume clients conn limit event frame metrics)
 $(BUILD)/tests/unit/test_resume: $(BUILD)/tests/unit/test_resume.o $(BUILD)/tests/unit/fake_bus.o \
                                  $(PUSHD_CORE_OBJ) $(LIBA)
 	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIBA) $(LIBS_CORE) $(LIBS_TEST) $(LDFLAGS)

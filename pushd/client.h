@@ -1,7 +1,9 @@
 /* A streaming client: a connection (conn.h) with an identity, the channels it
  * reads (channel.h) and a transport that writes to it. This header holds
- * what the layers above the socket share about a client: the transport
- * table, the client itself, and the request a transport starts from.
+ * only types: what the layers above the socket share about a client (the
+ * transport table, the client itself, the request a transport starts from).
+ * The functions that make, list and close clients are clients.h's, above
+ * channels and resume.
  *
  * Transports are complete tables of functions (sse.c, ws.c, poll.c): the
  * fan-out, resume and the HTTP side call them without asking what kind of
@@ -77,29 +79,5 @@ static inline struct pd_client *pd_client_of(struct pd_conn *c)
 {
   return (struct pd_client *)c; /* conn is the first member */
 }
-
-/** Sets up the client layer: the loop, the configuration (kept, must
- * outlive it) and this worker's number. */
-void pd_clients_init(struct sortie_loop *l, const struct sortie_cfg *cfg, int worker);
-const struct sortie_cfg *pd_clients_cfg(void);
-int pd_clients_worker(void);
-
-/** A new client of `tp` on socket `fd` (-1: none; owned from now on), on
- * the worker's list; `who` is copied. The client is the worker's: it is
- * freed at the end of the turn after pd_client_close. */
-struct pd_client *pd_client_new(const struct pd_transport *tp, int fd,
-                                const struct sortie_identity *who, uint64_t serial, int counted);
-/** Starts the teardown (see pd_conn_close): subscriptions and resumes end,
- * the limit slot is given back; freed at the end of the turn. */
-void pd_client_close(struct pd_client *c, const char *why);
-/** Clients of every transport now. */
-uint32_t pd_clients_count(void);
-/** Calls tp's heartbeat (or shutdown) for each of its live clients. */
-void pd_clients_heartbeat(const struct pd_transport *tp);
-void pd_clients_shutdown(void);
-/** Streams (clients with a socket) still open. */
-uint32_t pd_clients_streams(void);
-/** Renews every counted connection's limit slot in Redis. */
-void pd_clients_refresh_limits(void);
 
 #endif

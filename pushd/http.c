@@ -12,7 +12,7 @@
  * libmicrohttpd closes a connection without shutdown(2), so our duplicate
  * stays open (tests/integration/test_pushd_*.c would catch a change). */
 #include "http.h"
-#include "client.h"
+#include "clients.h"
 #include "frame.h"
 #include "json.h"
 #include "limit.h"

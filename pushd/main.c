@@ -11,7 +11,7 @@
  * are reopened. */
 #include "bus.h"
 #include "channel.h"
-#include "client.h"
+#include "clients.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"

@@ -4,7 +4,7 @@
 #ifndef SORTIE_PUSHD_TRANSPORT_H
 #define SORTIE_PUSHD_TRANSPORT_H
 
-#include "client.h"
+#include "clients.h"
 
 extern const struct pd_transport pd_sse_transport;  /* GET /events */
 extern const struct pd_transport pd_ws_transport;   /* GET /ws */

@@ -1,6 +1,6 @@
-/* Clients (client.h): a connection, its subscriptions and its transport,
+/* Clients (clients.h): a connection, its subscriptions and its transport,
  * and the worker's list of them. */
-#include "client.h"
+#include "clients.h"
 #include "channel.h"
 #include "limit.h"
 #include "log.h"
