@@ -552,10 +552,9 @@ void pd_resume_on_cmd_up(void)
 
 void pd_resume_tick(void)
 {
-  if (waitq.head && pd_bus_up() && pd_bus_cmd_up()) {
+  if (waitq.head && pd_bus_up() && pd_bus_cmd_up())
     wake_waiting();
-    run();
-  }
+  run(); /* and whatever a detach left on the run queue */
 }
 
 uint64_t pd_resume_steps(void)
