@@ -389,107 +389,101 @@ Test(pages, a_backlog_of_several_pages_through_a_full_queue_arrives_whole)
 
 /* ---- 3: the subscriber link drops before, during and after a read ---- */
 
-static void resume_one(struct pd_client **c, uint64_t *all, const char **allch, size_t *nall)
+/* What was published, in order, to check a client's log against. */
+struct book {
+  uint64_t seq[256];
+  const char *ch[256];
+  size_t n;
+};
+
+static void book_pub(struct book *b, const char *ch)
 {
-  world(1 << 20);
-  for (int i = 0; i < 5; i++) {
-    all[*nall] = publish("mission:a");
-    allch[(*nall)++] = "mission:a";
-  }
-  *c = client(0);
-  const char *ch = "mission:a";
-  char id[48];
-  subscribe(*c, &ch, 1, id_of(2, id));
+  b->seq[b->n] = publish(ch);
+  b->ch[b->n++] = ch;
 }
 
-static void pub(const char *ch, uint64_t *all, const char **allch, size_t *nall)
+/* A client resuming mission:a from seq 2, five events in history. */
+static struct pd_client *resume_one(struct book *b)
 {
-  all[*nall] = publish(ch);
-  allch[(*nall)++] = ch;
+  world(1 << 20);
+  for (int i = 0; i < 5; i++)
+    book_pub(b, "mission:a");
+  struct pd_client *c = client(0);
+  const char *ch = "mission:a";
+  char id[48];
+  subscribe(c, &ch, 1, id_of(2, id));
+  return c;
+}
+
+static void expect_all_after_2(struct pd_client *c, const struct book *b)
+{
+  cr_expect(log_is_exact(tlog(c), "mission:a", 2, 1000, b->seq, b->n, b->ch),
+            "lost, doubled or reordered (%zu events)", tlog(c)->n);
+  cr_expect_eq(pd_resume_jobs(), 0, "a job was left over");
 }
 
 Test(link, dropped_before_the_channel_is_confirmed)
 {
-  uint64_t all[32];
-  const char *allch[32];
-  size_t nall = 0;
-  struct pd_client *c;
-  resume_one(&c, all, allch, &nall);
+  struct book b = {.n = 0};
+  struct pd_client *c = resume_one(&b);
   fake_sub_down(); /* the SUBSCRIBE's confirmation is lost */
-  pub("mission:a", all, allch, &nall); /* nobody is subscribed in Redis */
+  book_pub(&b, "mission:a"); /* nobody is subscribed in Redis */
   fake_sub_up();
-  pub("mission:a", all, allch, &nall);
+  book_pub(&b, "mission:a");
   settle(c);
-  pub("mission:a", all, allch, &nall);
+  book_pub(&b, "mission:a");
   settle(c);
-  cr_expect(log_is_exact(tlog(c), "mission:a", 2, 1000, all, nall, allch),
-            "lost, doubled or reordered (%zu events)", tlog(c)->n);
-  cr_expect_eq(pd_resume_jobs(), 0);
+  expect_all_after_2(c, &b);
 }
 
 Test(link, dropped_while_a_read_is_in_flight)
 {
-  uint64_t all[32];
-  const char *allch[32];
-  size_t nall = 0;
-  struct pd_client *c;
-  resume_one(&c, all, allch, &nall);
+  struct book b = {.n = 0};
+  struct pd_client *c = resume_one(&b);
   fake_pump_sub(0);        /* confirmed: the read goes out */
   cr_assert_eq(fake_reads_queued(), 1);
   fake_exec_read(0);       /* Redis runs it now ... */
-  pub("mission:a", all, allch, &nall); /* ... this one is on the wire, live */
+  book_pub(&b, "mission:a"); /* ... this one is on the wire, live */
   fake_sub_down();         /* and is lost with the link */
-  pub("mission:a", all, allch, &nall); /* not subscribed: not sent at all */
+  book_pub(&b, "mission:a"); /* not subscribed: not sent at all */
   fake_sub_up();
   fake_answer_read(0);     /* the answer of the read that ran before both */
   settle(c);
-  pub("mission:a", all, allch, &nall);
+  book_pub(&b, "mission:a");
   settle(c);
-  cr_expect(log_is_exact(tlog(c), "mission:a", 2, 1000, all, nall, allch),
-            "lost, doubled or reordered (%zu events)", tlog(c)->n);
-  cr_expect_eq(pd_resume_jobs(), 0);
+  expect_all_after_2(c, &b);
 }
 
 Test(link, dropped_after_the_read_while_live)
 {
-  uint64_t all[32];
-  const char *allch[32];
-  size_t nall = 0;
-  struct pd_client *c;
-  resume_one(&c, all, allch, &nall);
+  struct book b = {.n = 0};
+  struct pd_client *c = resume_one(&b);
   settle(c);
   cr_assert_eq(tlog(c)->caught_up, 1);
-  pub("mission:a", all, allch, &nall);
+  book_pub(&b, "mission:a");
   settle(c);
   fake_sub_down();
-  pub("mission:a", all, allch, &nall); /* missed live: must come from history */
-  pub("mission:a", all, allch, &nall);
+  book_pub(&b, "mission:a"); /* missed live: must come from history */
+  book_pub(&b, "mission:a");
   fake_sub_up();
   settle(c);
-  pub("mission:a", all, allch, &nall);
+  book_pub(&b, "mission:a");
   settle(c);
-  cr_expect(log_is_exact(tlog(c), "mission:a", 2, 1000, all, nall, allch),
-            "lost, doubled or reordered (%zu events)", tlog(c)->n);
-  cr_expect_eq(pd_resume_jobs(), 0);
+  expect_all_after_2(c, &b);
 }
 
 Test(link, command_link_dropped_while_a_read_is_in_flight)
 {
-  uint64_t all[32];
-  const char *allch[32];
-  size_t nall = 0;
-  struct pd_client *c;
-  resume_one(&c, all, allch, &nall);
+  struct book b = {.n = 0};
+  struct pd_client *c = resume_one(&b);
   fake_pump_sub(0);
   cr_assert_eq(fake_reads_queued(), 1);
   fake_cmd_down(); /* the read's answer is lost */
-  pub("mission:a", all, allch, &nall);
+  book_pub(&b, "mission:a");
   fake_pump_sub(0);
   fake_cmd_up();
   settle(c);
-  cr_expect(log_is_exact(tlog(c), "mission:a", 2, 1000, all, nall, allch),
-            "lost, doubled or reordered (%zu events)", tlog(c)->n);
-  cr_expect_eq(pd_resume_jobs(), 0);
+  expect_all_after_2(c, &b);
 }
 
 /* ---- 4: a reset on one channel of several ----
@@ -501,15 +495,13 @@ Test(link, command_link_dropped_while_a_read_is_in_flight)
 Test(reset, on_one_channel_keeps_the_others_events)
 {
   world(1 << 20);
-  uint64_t all[400];
-  const char *allch[400];
-  size_t nall = 0;
+  struct book b = {.n = 0};
   for (int i = 0; i < 3; i++)
-    pub(i % 2 ? "mission:a" : "mission:b", all, allch, &nall);
+    book_pub(&b, i % 2 ? "mission:a" : "mission:b");
   for (int i = 0; i < 150; i++)
-    pub("mission:b", all, allch, &nall);
+    book_pub(&b, "mission:b");
   for (int i = 0; i < 10; i++)
-    pub("mission:a", all, allch, &nall);
+    book_pub(&b, "mission:a");
   fake_trim("mission:a", 100);
   struct pd_client *c = client(0);
   const char *chans[] = {"mission:a", "mission:b"};
@@ -521,23 +513,21 @@ Test(reset, on_one_channel_keeps_the_others_events)
   cr_expect_str_eq(l->reset_chan, "mission:a");
   cr_expect_str_eq(l->reset_id, "1000-3", "the reset handed out %s, past mission:b's events",
                    l->reset_id);
-  cr_expect(log_is_exact(l, "mission:b", 3, 1000, all, nall, allch), "mission:b lost events");
+  cr_expect(log_is_exact(l, "mission:b", 3, 1000, b.seq, b.n, b.ch), "mission:b lost events");
   for (size_t i = 0; i < l->n; i++)
     cr_expect(strcmp(l->chan[i], "mission:a") != 0, "history of a reset channel was sent");
-  pub("mission:a", all, allch, &nall);
+  book_pub(&b, "mission:a");
   settle(c);
-  cr_expect_eq(l->seq[l->n - 1], all[nall - 1], "the reset channel is not live afterwards");
+  cr_expect_eq(l->seq[l->n - 1], b.seq[b.n - 1], "the reset channel is not live afterwards");
 }
 
 /* ---- 5: unsubscribe while a read is in flight ---- */
 Test(unsubscribe, while_a_read_is_in_flight)
 {
   world(1 << 20);
-  uint64_t all[64];
-  const char *allch[64];
-  size_t nall = 0;
+  struct book b = {.n = 0};
   for (int i = 0; i < 20; i++)
-    pub(i % 2 ? "mission:a" : "mission:b", all, allch, &nall);
+    book_pub(&b, i % 2 ? "mission:a" : "mission:b");
   struct pd_client *c = client(0);
   const char *chans[] = {"mission:a", "mission:b"};
   subscribe(c, chans, 2, "1000-0");
@@ -550,7 +540,7 @@ Test(unsubscribe, while_a_read_is_in_flight)
   struct tlog *l = tlog(c);
   for (size_t i = 0; i < l->n; i++)
     cr_expect(strcmp(l->chan[i], "mission:a") != 0, "an unsubscribed channel got events");
-  cr_expect(log_is_exact(l, "mission:b", 0, 1000, all, nall, allch), "mission:b lost events");
+  cr_expect(log_is_exact(l, "mission:b", 0, 1000, b.seq, b.n, b.ch), "mission:b lost events");
   cr_expect_eq(l->caught_up, 1);
   /* the last subscription of a job leaves while its read is out */
   const char *ch = "mission:a";
