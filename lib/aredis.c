@@ -69,11 +69,11 @@ static void io_update(struct sortie_aredis *r, uint32_t want)
     return;
   }
   if (want == 0) {
-    sortie_io_del(&r->io);
+    sortie_io_del(r->loop, &r->io);
     r->in_loop = 0;
     return;
   }
-  sortie_io_mod(&r->io, want);
+  sortie_io_mod(r->loop, &r->io, want);
 }
 
 static void ev_add_read(void *p)
@@ -100,7 +100,7 @@ static void ev_cleanup(void *p)
 {
   struct sortie_aredis *r = p;
   if (r->in_loop)
-    sortie_io_del(&r->io);
+    sortie_io_del(r->loop, &r->io);
   r->in_loop = 0;
   r->io.events = 0;
 }
@@ -289,7 +289,7 @@ static void on_connect_deadline(struct sortie_timer *t)
     ac->data = NULL;
     redisAsyncFree(ac);
     if (r->in_loop)
-      sortie_io_del(&r->io);
+      sortie_io_del(r->loop, &r->io);
     r->in_loop = 0;
     schedule_retry(r);
   }

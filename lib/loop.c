@@ -67,25 +67,23 @@ uint64_t sortie_loop_now(const struct sortie_loop *l)
 int sortie_io_add(struct sortie_loop *l, struct sortie_io *io, uint32_t events)
 {
   struct epoll_event ev = {.events = events, .data.ptr = io};
-  io->loop = l;
   io->events = events;
   return epoll_ctl(l->epfd, EPOLL_CTL_ADD, io->fd, &ev);
 }
 
-int sortie_io_mod(struct sortie_io *io, uint32_t events)
+int sortie_io_mod(struct sortie_loop *l, struct sortie_io *io, uint32_t events)
 {
-  if (io->events == events || io->loop == NULL)
+  if (io->events == events)
     return 0;
   struct epoll_event ev = {.events = events, .data.ptr = io};
   io->events = events;
-  return epoll_ctl(io->loop->epfd, EPOLL_CTL_MOD, io->fd, &ev);
+  return epoll_ctl(l->epfd, EPOLL_CTL_MOD, io->fd, &ev);
 }
 
-void sortie_io_del(struct sortie_io *io)
+void sortie_io_del(struct sortie_loop *l, struct sortie_io *io)
 {
-  if (io->loop && io->fd >= 0)
-    epoll_ctl(io->loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
-  io->loop = NULL;
+  if (io->fd >= 0)
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
   io->events = 0;
 }
 

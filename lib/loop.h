@@ -23,7 +23,6 @@ struct sortie_io {
   int fd;
   uint32_t events;
   sortie_io_cb *cb;
-  struct sortie_loop *loop; /* set by sortie_io_add */
 };
 
 struct sortie_timer;
@@ -46,9 +45,11 @@ void sortie_loop_free(struct sortie_loop *l);
 
 /** Watches io->fd for `events` (EPOLLIN...) and calls io->cb; 0 or -1. */
 int sortie_io_add(struct sortie_loop *l, struct sortie_io *io, uint32_t events);
-int sortie_io_mod(struct sortie_io *io, uint32_t events);
-/** Stops watching (the fd is not closed); safe on an io never added. */
-void sortie_io_del(struct sortie_io *io);
+int sortie_io_mod(struct sortie_loop *l, struct sortie_io *io, uint32_t events);
+/** Stops watching (the fd is not closed); safe on an io never added. (An io
+ * does not point back at its loop: a streaming client holds one, and every
+ * byte of an idle client counts.) */
+void sortie_io_del(struct sortie_loop *l, struct sortie_io *io);
 
 /** Prepares a timer of loop `l` (no allocation). */
 void sortie_timer_init(struct sortie_timer *t, struct sortie_loop *l, sortie_timer_cb *cb);

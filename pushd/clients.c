@@ -14,15 +14,6 @@ static int worker_id;
 static struct pd_client *all_head; /* every live client */
 static uint32_t counts[PD_KINDS];
 
-void pd_clients_init(struct sortie_loop *l, const struct sortie_cfg *c, int worker)
-{
-  cfg = c;
-  worker_id = worker;
-  pd_conns_init(l, (size_t)c->push_outbuf_max);
-  pd_limit_init(c->push_max_conn_per_user);
-  pd_resume_init();
-}
-
 const struct sortie_cfg *pd_clients_cfg(void)
 {
   return cfg;
@@ -81,6 +72,15 @@ static void on_destroy(struct pd_conn *conn)
 
 static const struct pd_conn_ops client_ops = {on_readable, on_drained, on_closed, on_destroy};
 
+void pd_clients_init(struct sortie_loop *l, const struct sortie_cfg *c, int worker)
+{
+  cfg = c;
+  worker_id = worker;
+  pd_conns_init(l, (size_t)c->push_outbuf_max, &client_ops);
+  pd_limit_init(c->push_max_conn_per_user);
+  pd_resume_init();
+}
+
 struct pd_client *pd_client_new(const struct pd_transport *tp, int fd,
                                 const struct sortie_identity *who, uint64_t serial, int counted)
 {
@@ -96,7 +96,7 @@ struct pd_client *pd_client_new(const struct pd_transport *tp, int fd,
   all_head = c;
   counts[tp->kind]++;
   pd_stats_self()->conns[tp->kind] = counts[tp->kind];
-  pd_conn_init(&c->conn, &client_ops, fd); /* may close it at once (epoll) */
+  pd_conn_init(&c->conn, fd); /* may close it at once (epoll) */
   return c;
 }
 

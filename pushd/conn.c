@@ -13,15 +13,18 @@
 
 static struct sortie_loop *loop;
 static size_t outbuf_max;
-static struct pd_conn *dirty_head; /* connections with bytes to write */
-static struct pd_conn *dead_head;  /* closed, to be freed at the end of the turn */
+static const struct pd_conn_ops *ops;
+/* connections with bytes to write, and closed ones to free: both are done
+ * at the end of the turn, through one link */
+static struct pd_conn *dirty_head;
 
 static void end_of_turn(void *ud);
 
-void pd_conns_init(struct sortie_loop *l, size_t max)
+void pd_conns_init(struct sortie_loop *l, size_t max, const struct pd_conn_ops *o)
 {
   loop = l;
   outbuf_max = max;
+  ops = o;
   sortie_loop_on_turn_end(l, end_of_turn, NULL);
 }
 
@@ -43,7 +46,7 @@ static void on_io(struct sortie_io *io, uint32_t events)
   if (c->closing)
     return;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-    c->ops->readable(c);
+    ops->readable(c);
     if (c->closing)
       return;
     if (events & (EPOLLHUP | EPOLLERR)) {
@@ -55,10 +58,9 @@ static void on_io(struct sortie_io *io, uint32_t events)
     flush(c);
 }
 
-void pd_conn_init(struct pd_conn *c, const struct pd_conn_ops *ops, int fd)
+void pd_conn_init(struct pd_conn *c, int fd)
 {
   memset(c, 0, sizeof *c);
-  c->ops = ops;
   c->io.fd = fd;
   c->io.cb = on_io;
   c->last_rx = sortie_loop_now(loop);
@@ -168,7 +170,7 @@ static void flush(struct pd_conn *c)
     ssize_t w = writev(c->io.fd, iov, n);
     if (w < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        sortie_io_mod(&c->io, EPOLLIN | EPOLLRDHUP | EPOLLOUT);
+        sortie_io_mod(loop, &c->io, EPOLLIN | EPOLLRDHUP | EPOLLOUT);
         return;
       }
       if (errno == EINTR)
@@ -199,14 +201,14 @@ static void flush(struct pd_conn *c)
   c->q = NULL;
   c->qhead = c->qcap = 0;
   if (c->io.events & EPOLLOUT)
-    sortie_io_mod(&c->io, EPOLLIN | EPOLLRDHUP);
+    sortie_io_mod(loop, &c->io, EPOLLIN | EPOLLRDHUP);
   if (c->close_after_flush) {
     pd_conn_close(c, "closed after flush");
     return;
   }
   if (c->want_drain) {
     c->want_drain = 0;
-    c->ops->drained(c);
+    ops->drained(c);
   }
 }
 
@@ -215,29 +217,38 @@ void pd_conn_close(struct pd_conn *c, const char *why)
   if (c->closing)
     return;
   c->closing = 1;
-  c->ops->closed(c, why);
+  ops->closed(c, why);
   if (c->io.fd >= 0) {
-    sortie_io_del(&c->io);
+    sortie_io_del(loop, &c->io);
     close(c->io.fd);
     c->io.fd = -1;
   }
   queue_clear(c);
-  c->dead_next = dead_head;
-  dead_head = c;
+  if (!c->dirty) { /* freed at the end of the turn */
+    c->dirty = 1;
+    c->dirty_next = dirty_head;
+    dirty_head = c;
+  }
 }
 
 static void end_of_turn(void *ud)
 {
   (void)ud;
+  struct pd_conn *dead = NULL;
   while (dirty_head) {
     struct pd_conn *c = dirty_head;
     dirty_head = c->dirty_next;
     c->dirty = 0;
-    flush(c);
+    if (c->closing) {
+      c->dirty_next = dead;
+      dead = c;
+      continue;
+    }
+    flush(c); /* may close c, which puts it back on the list */
   }
-  while (dead_head) {
-    struct pd_conn *c = dead_head;
-    dead_head = c->dead_next;
-    c->ops->destroy(c);
+  while (dead) {
+    struct pd_conn *c = dead;
+    dead = c->dirty_next;
+    ops->destroy(c);
   }
 }

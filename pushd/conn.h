@@ -38,27 +38,28 @@ struct pd_qent {
 
 struct pd_conn {
   struct sortie_io io;          /* fd -1 for a connection with no socket (long-poll) */
-  const struct pd_conn_ops *ops;
   uint8_t closing;              /* closed; freed at the end of the turn */
-  uint8_t dirty;                /* on the flush list */
+  uint8_t dirty;                /* on the end-of-turn list (to flush, or to free) */
   uint8_t close_after_flush;    /* close once the queue is written */
   uint8_t want_drain;           /* call ops->drained when the queue empties */
   struct pd_qent *q;            /* a ring of chunk references */
   uint32_t qhead, qlen, qcap;
   size_t qbytes;
   uint64_t last_rx;             /* loop time of the last bytes from the peer */
-  struct pd_conn *dirty_next, *dead_next;
+  struct pd_conn *dirty_next;
 };
 
-/** Sets the loop and the queue bound (push.outbuf_max) for every
- * connection; registers the end-of-turn flush and free. */
-void pd_conns_init(struct sortie_loop *l, size_t outbuf_max);
+/** Sets the loop, the queue bound (push.outbuf_max) and the callbacks
+ * (kept; one set for every connection, so that an idle connection does not
+ * carry a pointer to them) for every connection; registers the end-of-turn
+ * flush and free. */
+void pd_conns_init(struct sortie_loop *l, size_t outbuf_max, const struct pd_conn_ops *ops);
 /** The queue bound, and the loop. */
 size_t pd_conns_max(void);
 struct sortie_loop *pd_conns_loop(void);
 /** Makes c (embedded in its owner) a connection on socket `fd` (-1: none),
  * which it owns from now on and closes. */
-void pd_conn_init(struct pd_conn *c, const struct pd_conn_ops *ops, int fd);
+void pd_conn_init(struct pd_conn *c, int fd);
 /** Queues a chunk (takes a new reference; the caller keeps its own). Past
  * the bound the connection is closed as a slow consumer. */
 void pd_conn_send(struct pd_conn *c, struct pd_chunk *ch);

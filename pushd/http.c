@@ -37,6 +37,7 @@
 
 static const struct sortie_cfg *cfg;
 static struct MHD_Daemon *mhd;
+static struct sortie_loop *http_loop;
 static struct sortie_io mhd_io;
 static struct sortie_timer mhd_timer;
 static int kicked;
@@ -446,6 +447,7 @@ static void run_mhd(void *ud)
 int pd_http_start(struct sortie_loop *l, const struct sortie_cfg *c, int listen_fd)
 {
   cfg = c;
+  http_loop = l;
   pd_reply_init(c->api_problem_base);
   mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
                              MHD_USE_ERROR_LOG,
@@ -473,7 +475,7 @@ void pd_http_stop(void)
 {
   if (mhd == NULL)
     return;
-  sortie_io_del(&mhd_io);
+  sortie_io_del(http_loop, &mhd_io);
   sortie_timer_stop(&mhd_timer);
   MHD_stop_daemon(mhd);
   mhd = NULL;
