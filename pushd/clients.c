@@ -113,14 +113,6 @@ uint32_t pd_clients_count(void)
   return n;
 }
 
-uint32_t pd_clients_streams(void)
-{
-  uint32_t n = 0;
-  for (struct pd_client *c = all_head; c; c = c->next)
-    n += c->conn.io.fd >= 0;
-  return n;
-}
-
 void pd_clients_heartbeat(const struct pd_transport *tp)
 {
   if (tp->heartbeat == NULL)

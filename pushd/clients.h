@@ -30,8 +30,6 @@ uint32_t pd_clients_count(void);
 /** Calls tp's heartbeat (or shutdown) for each of its live clients. */
 void pd_clients_heartbeat(const struct pd_transport *tp);
 void pd_clients_shutdown(void);
-/** Streams (clients with a socket) still open. */
-uint32_t pd_clients_streams(void);
 /** Renews every counted connection's limit slot in Redis. */
 void pd_clients_refresh_limits(void);
 

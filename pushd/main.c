@@ -49,7 +49,8 @@ static void on_hup(int sig)
 }
 
 /* End of turn, after every other module's: SIGHUP, and the end of a
- * graceful stop once the streams are gone. */
+ * graceful stop once every client is gone (streams closed, long-polls
+ * answered). */
 static void end_of_turn(void *ud)
 {
   (void)ud;
@@ -57,7 +58,7 @@ static void end_of_turn(void *ud)
     got_hup = 0;
     sortie_log_reopen();
   }
-  if (stopping && pd_clients_streams() == 0)
+  if (stopping && pd_clients_count() == 0)
     drained = 1;
 }
 
@@ -217,7 +218,7 @@ static int run_worker(int id, void *ud)
 
   sortie_loop_run(loop, &stopping);
 
-  /* graceful stop: no new connections; streams told to go; 2 s to flush */
+  /* graceful stop: streams told to go, long-polls answered; 2 s to flush */
   LOG_INFO("pushd", "worker %d stopping: %u clients", id, pd_clients_count());
   pd_clients_shutdown();
   sortie_timer_arm(&t_drain, 2000);

@@ -123,6 +123,14 @@ static void poll_control(struct pd_client *c, const struct pd_control *m)
   sortie_buf_free(&json);
 }
 
+/* The daemon stops: the poll is answered now, with what it has (libmicrohttpd
+ * cannot stop with a request still suspended, and the client gets a cursor
+ * to go on from instead of a reset connection). */
+static void poll_shutdown(struct pd_client *c)
+{
+  answer(c);
+}
+
 static void poll_destroy(struct pd_client *c)
 {
   struct poll_state *st = c->tp_state;
@@ -164,7 +172,7 @@ const struct pd_transport pd_poll_transport = {
     .control = poll_control,
     .readable = NULL,
     .heartbeat = NULL,
-    .shutdown = NULL,
+    .shutdown = poll_shutdown,
     .destroy = poll_destroy,
 };
 

@@ -114,8 +114,30 @@ Test(ops, health_metrics_sigterm_and_resume_across_a_restart)
   sse_expect_ids(sse, first, 3, 0);
   ws_expect_ids(ws, first, 3);
   size_t msgs_before = sse->nmsgs;
+  /* and a long-poll waiting for more */
+  char *pq = strf("/poll?channels=%s&cursor=%s&timeout=30", ch, first[2]);
+  char *pauth = strf("Authorization: Bearer %s\r\n", tok);
+  int pfd = pc_get_send(world_push_base(), pq, pauth, T_SHORT);
+  cr_assert_geq(pfd, 0);
+  json_object *hc;
+  cr_assert(wait_counts(1, 1, 1, &hc), "the long-poll is not waiting: %s",
+            json_object_to_json_string(hc));
+  json_object_put(hc);
 
   cr_assert_eq(world_ctl("pushd-stop"), 0, "pushd-stop failed");
+  /* long-poll: answered with no events and the cursor it came with (the
+   * worker once aborted here: libmicrohttpd cannot stop with a suspended
+   * request) */
+  struct pc_resp pr0;
+  cr_assert_eq(pc_get_finish(pfd, &pr0, T_SHORT), 0, "the long-poll got no answer on SIGTERM");
+  cr_assert_eq(pr0.status, 200, "long-poll on SIGTERM: %d %s", pr0.status, pr0.body);
+  char *want_cur = strf("\"cursor\":\"%s\"", first[2]);
+  cr_assert(strstr(pr0.body, "\"events\":[]") && strstr(pr0.body, want_cur),
+            "long-poll on SIGTERM: %s", pr0.body);
+  free(want_cur);
+  pc_resp_free(&pr0);
+  free(pauth);
+  free(pq);
   /* WebSocket: a close frame 1001, then the end */
   int code = ws_wait_close(ws, T_SHORT);
   cr_assert_eq(code, 1001, "close code %d on SIGTERM, expected 1001 going away", code);
