@@ -54,6 +54,7 @@ struct sortie_aredis {
   struct sync_req *sync_batch; /* asked this turn */
   struct sync_marker *markers, **markers_tail;
   uint64_t sync_next;
+  unsigned pending; /* script calls not yet answered */
 };
 
 /* ---- the adapter: hiredis <-> the loop ---- */
@@ -480,6 +481,7 @@ static void on_script(redisAsyncContext *ac, void *reply, void *priv)
     LOG_ERROR("redis", "script %s failed: %s", sortie_lua_name[q->lua], x->str);
     x = NULL;
   }
+  q->r->pending--;
   if (q->cb)
     q->cb(q->ud, (const sortie_reply *)x);
   req_free(q);
@@ -514,5 +516,11 @@ int sortie_aredis_script(struct sortie_aredis *r, enum sortie_lua s, int argc,
     req_free(q);
     return -1;
   }
+  r->pending++;
   return 0;
+}
+
+unsigned sortie_aredis_pending(const struct sortie_aredis *r)
+{
+  return r->pending;
 }

@@ -62,6 +62,10 @@ int sortie_aredis_unsubscribe(struct sortie_aredis *r, const char *channel);
  * connection is not ready. */
 int sortie_aredis_sync(struct sortie_aredis *r, void (*cb)(void *ud, int ok), void *ud);
 
+/** Script calls sent and not yet answered (a stopping daemon waits for
+ * these: a connection-limit slot given back must reach Redis). */
+unsigned sortie_aredis_pending(const struct sortie_aredis *r);
+
 typedef void sortie_aredis_reply_cb(void *ud, const sortie_reply *reply);
 
 /** Runs a script with the common head (lib/redis_private.h) and `argc`

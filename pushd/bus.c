@@ -104,6 +104,11 @@ int pd_bus_cmd_up(void)
   return cmd && sortie_aredis_up(cmd);
 }
 
+unsigned pd_bus_pending(void)
+{
+  return cmd ? sortie_aredis_pending(cmd) : 0;
+}
+
 int pd_bus_subscribe(const char *channel)
 {
   return sortie_aredis_subscribe(sub, channel);

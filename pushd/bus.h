@@ -66,6 +66,9 @@ typedef void pd_conns_cb(void *ud, int allowed, int failed);
 void pd_bus_conns(const char *op, const char *user, const char *conn_id, int limit,
                   pd_conns_cb *cb, void *ud);
 
+/** Script calls on the command link not yet answered. */
+unsigned pd_bus_pending(void);
+
 /** Publishes this daemon's admin_stats (lib/lua/admin_stats.lua); the
  * strings here and below are copied. */
 void pd_bus_admin_stats(const char *connections_json, const char *daemon);

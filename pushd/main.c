@@ -224,6 +224,10 @@ static int run_worker(int id, void *ud)
   sortie_timer_arm(&t_drain, 2000);
   sortie_loop_end_turn(loop);
   sortie_loop_run(loop, &drained);
+  /* what the closes asked of Redis (the users' connection slots given back)
+   * goes out and is answered before the links are dropped: at most 1 s */
+  for (int i = 0; i < 20 && pd_bus_pending() > 0; i++)
+    sortie_loop_turn(loop, 50);
   pd_http_stop();
   pd_bus_stop();
   pd_stats_self()->pid = 0;

@@ -119,8 +119,13 @@ Test(ops, health_metrics_sigterm_and_resume_across_a_restart)
   char *pauth = strf("Authorization: Bearer %s\r\n", tok);
   int pfd = pc_get_send(world_push_base(), pq, pauth, T_SHORT);
   cr_assert_geq(pfd, 0);
+  /* another user with 3 streams: their slots must be given back on stop */
+  char *tok2 = token_for(uniq("u"), "user");
+  struct sse_client *held[10];
+  for (int i = 0; i < 3; i++)
+    held[i] = sse_ok(ch, tok2, NULL, NULL);
   json_object *hc;
-  cr_assert(wait_counts(1, 1, 1, &hc), "the long-poll is not waiting: %s",
+  cr_assert(wait_counts(4, 1, 1, &hc), "the long-poll is not waiting: %s",
             json_object_to_json_string(hc));
   json_object_put(hc);
 
@@ -138,6 +143,10 @@ Test(ops, health_metrics_sigterm_and_resume_across_a_restart)
   pc_resp_free(&pr0);
   free(pauth);
   free(pq);
+  for (int i = 0; i < 3; i++) {
+    cr_assert(sse_wait_closed(held[i], T_SHORT));
+    sse_close(held[i]);
+  }
   /* WebSocket: a close frame 1001, then the end */
   int code = ws_wait_close(ws, T_SHORT);
   cr_assert_eq(code, 1001, "close code %d on SIGTERM, expected 1001 going away", code);
@@ -163,6 +172,13 @@ Test(ops, health_metrics_sigterm_and_resume_across_a_restart)
   publish_n(ch, 50, ids);
   cr_assert_eq(world_ctl("pushd-start"), 0, "pushd-start failed");
   long long started = pc_now();
+  /* the stopped daemon gave its slots back: the other user may open all
+   * push.max_conn_per_user (10) streams at once */
+  for (int i = 0; i < 10; i++)
+    held[i] = sse_ok(ch, tok2, NULL, NULL);
+  for (int i = 0; i < 10; i++)
+    sse_close(held[i]);
+  free(tok2);
 
   sse = sse_ok(ch, tok, NULL, sse_last);
   sse_expect_ids(sse, ids, 50, 0);
