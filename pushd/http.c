@@ -67,7 +67,6 @@ static void req_free(struct req *r)
   free(r);
 }
 
-
 /* ---- checks ---- */
 
 /* The Origin header: absent (not a browser), the same origin as the Host, or
