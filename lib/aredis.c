@@ -50,7 +50,8 @@ struct sortie_aredis {
   struct sortie_timer retry;
   struct sortie_timer connect_deadline;
   struct sortie_script_env env;
-  size_t prefix_len;  /* of "<prefix>ch:" */
+  char prefix[96];    /* "<prefix>ch:": what every channel's Redis name starts with */
+  size_t prefix_len;
   struct sync_req *sync_batch; /* asked this turn */
   struct sync_marker *markers, **markers_tail;
   uint64_t sync_next;
@@ -338,7 +339,8 @@ struct sortie_aredis *sortie_aredis_new(struct sortie_loop *l, const struct sort
   r->ud = ud;
   r->io.fd = -1;
   r->markers_tail = &r->markers;
-  r->prefix_len = sortie_redis_channel_prefix_len(cfg);
+  /* fits: redis.prefix holds at most 63 bytes */
+  r->prefix_len = (size_t)sortie_redis_channel_key(cfg, "", r->prefix, sizeof r->prefix);
   sortie_script_env_init(&r->env, cfg);
   sortie_timer_init(&r->retry, l, on_retry);
   sortie_timer_init(&r->connect_deadline, l, on_connect_deadline);
@@ -382,10 +384,8 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
   if (r == NULL || x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements < 3)
     return;
   redisReply *kind = x->element[0], *chan = x->element[1];
-  const char *prefix = chan->str;
   if (kind->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING ||
-      chan->len < r->prefix_len || memcmp(prefix, r->cfg->redis_prefix, r->prefix_len - 3) != 0 ||
-      memcmp(prefix + r->prefix_len - 3, "ch:", 3) != 0)
+      chan->len < r->prefix_len || memcmp(chan->str, r->prefix, r->prefix_len) != 0)
     return;
   const char *name = chan->str + r->prefix_len;
   size_t nlen = chan->len - r->prefix_len;
@@ -471,7 +471,7 @@ static void on_script(redisAsyncContext *ac, void *reply, void *priv)
   (void)ac;
   struct script_req *q = priv;
   redisReply *x = reply;
-  if (x && x->type == REDIS_REPLY_ERROR && strncmp(x->str, "NOSCRIPT", 8) == 0 && !q->retried) {
+  if (sortie_redis_noscript(x) && !q->retried) {
     q->retried = 1;
     if (script_send(q) == 0)
       return;

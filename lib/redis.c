@@ -81,9 +81,9 @@ int sortie_redis_channel_key(const struct sortie_cfg *c, const char *name, char 
   return k < 0 || (size_t)k >= n ? -1 : k;
 }
 
-size_t sortie_redis_channel_prefix_len(const struct sortie_cfg *c)
+int sortie_redis_noscript(const struct redisReply *r)
 {
-  return strlen(c->redis_prefix) + 3;
+  return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
 struct sortie_redis *sortie_redis_new(const struct sortie_cfg *c)
@@ -200,7 +200,7 @@ sortie_reply *sortie_redis_script(struct sortie_redis *r, enum sortie_lua s, int
     al[FIXED + i] = lens ? lens[i] : strlen(argv[i]);
   }
   redisReply *rep = (redisReply *)sortie_redis_cmd(r, flags, FIXED + argc, av, al);
-  if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+  if (sortie_redis_noscript(rep)) {
     freeReplyObject(rep);
     sortie_script_head(av, al, &r->env, r->cfg, s, 1);
     rep = (redisReply *)sortie_redis_cmd(r, flags, FIXED + argc, av, al);

@@ -32,9 +32,13 @@ void sortie_script_head(const char **av, size_t *al, const struct sortie_script_
 int sortie_redis_setup(const struct sortie_cfg *c, const char *av[2][2], char db[16]);
 
 /** The Redis name of Sortie channel `name`: "<prefix>ch:<name>" into out
- * (size n); its length, or -1 when it does not fit. */
+ * (size n); its length, or -1 when it does not fit. With name "" it is the
+ * part every channel's Redis name starts with. */
 int sortie_redis_channel_key(const struct sortie_cfg *c, const char *name, char *out, size_t n);
-/** The length of the "<prefix>ch:" part that sortie_redis_channel_key adds. */
-size_t sortie_redis_channel_prefix_len(const struct sortie_cfg *c);
+
+struct redisReply;
+/** Whether a reply says the script is not cached (EVALSHA's NOSCRIPT error):
+ * then the call is sent again with EVAL and the source. */
+int sortie_redis_noscript(const struct redisReply *r);
 
 #endif
