@@ -40,7 +40,8 @@ void pd_channels_init(pd_held_cb *held);
  * belongs to the channel layer, and lives until pd_sub_remove. */
 struct pd_sub *pd_sub_add(struct pd_client *c, const char *name);
 /** Removes a subscription (and the Redis subscription with the channel's
- * last one). The caller detaches it from any job first. */
+ * last one). It must be in no job: the layers above call
+ * pd_resume_unsubscribe, which takes it out of its job first. */
 void pd_sub_remove(struct pd_sub *s);
 /** A client's subscription to `name`, or NULL. */
 struct pd_sub *pd_sub_find(const struct pd_client *c, const char *name);

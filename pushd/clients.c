@@ -43,11 +43,8 @@ static void on_closed(struct pd_conn *conn, const char *why)
   struct pd_client *c = pd_client_of(conn);
   LOG_DEBUG("client", "%s #%llu user=%s closed: %s", c->tp->name, (unsigned long long)c->serial,
             c->who.sub, why);
-  while (c->nsubs) {
-    struct pd_sub *s = c->subs[c->nsubs - 1];
-    pd_resume_detach(s);
-    pd_sub_remove(s);
-  }
+  while (c->nsubs)
+    pd_resume_unsubscribe(c->subs[c->nsubs - 1]);
   if (c->counted)
     pd_limit_close(c->who.sub, c->serial);
   if (c->prev)

@@ -54,11 +54,8 @@ static void answer(struct pd_client *c)
   sortie_timer_stop(&st->timeout);
   sortie_timer_stop(&st->soon);
   /* stop listening: the answer is fixed now */
-  while (c->nsubs) {
-    struct pd_sub *s = c->subs[c->nsubs - 1];
-    pd_resume_detach(s);
-    pd_sub_remove(s);
-  }
+  while (c->nsubs)
+    pd_resume_unsubscribe(c->subs[c->nsubs - 1]);
   if (!st->finished)
     st->wake(st->mhd);
 }

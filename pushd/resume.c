@@ -125,7 +125,7 @@ static void job_free(struct pd_job *j)
   njobs--;
 }
 
-void pd_resume_detach(struct pd_sub *s)
+static void detach(struct pd_sub *s)
 {
   struct pd_job *j = s->job;
   if (j == NULL)
@@ -148,6 +148,12 @@ void pd_resume_detach(struct pd_sub *s)
   } else if (j->state == J_WAIT_CH && j->nwait == 0) {
     schedule(j);
   }
+}
+
+void pd_resume_unsubscribe(struct pd_sub *s)
+{
+  detach(s);
+  pd_sub_remove(s);
 }
 
 int pd_resume_announced(const struct pd_sub *s)
@@ -432,7 +438,7 @@ void pd_resume_start(struct pd_client *c, struct pd_sub **subs, uint32_t n, cons
   j->c = c;
   j->subs = sortie_xmalloc(n * sizeof *j->subs);
   for (uint32_t i = 0; i < n; i++) {
-    pd_resume_detach(subs[i]);
+    detach(subs[i]);
     subs[i]->job = j;
     subs[i]->reset_sent = 0;
     j->subs[j->nsubs++] = subs[i];

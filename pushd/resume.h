@@ -39,8 +39,9 @@ void pd_resume_init(void);
  * hears PD_CTL_SUBSCRIBED when the channels are in place in Redis, PD_CTL_RESET
  * for a channel whose history is gone, the events, then PD_CTL_CAUGHT_UP. */
 void pd_resume_start(struct pd_client *c, struct pd_sub **subs, uint32_t n, const char *from);
-/** Takes s out of its job (before the subscription is removed). */
-void pd_resume_detach(struct pd_sub *s);
+/** Ends a subscription: takes it out of its job (a job left with none is
+ * freed, or cancelled while its read is out), then removes it. */
+void pd_resume_unsubscribe(struct pd_sub *s);
 /** Whether the client was told s is in place: s is live, or its job
  * announced it. */
 int pd_resume_announced(const struct pd_sub *s);

@@ -270,8 +270,7 @@ static void unsubscribe(struct pd_client *c, json_object *msg)
     if (s == NULL)
       continue;
     names[k++] = json_object_get_string(v);
-    pd_resume_detach(s);
-    pd_sub_remove(s);
+    pd_resume_unsubscribe(s);
   }
   struct pd_control m = {.kind = PD_CTL_UNSUBSCRIBED, .channels = names, .nchannels = k};
   ws_control(c, &m);

@@ -534,8 +534,7 @@ Test(unsubscribe, while_a_read_is_in_flight)
   fake_pump_sub(0);
   cr_assert_eq(fake_reads_queued(), 1);
   struct pd_sub *a = pd_sub_find(c, "mission:a");
-  pd_resume_detach(a); /* as the WebSocket unsubscribe does */
-  pd_sub_remove(a);
+  pd_resume_unsubscribe(a); /* as the WebSocket unsubscribe does */
   settle(c);
   struct tlog *l = tlog(c);
   for (size_t i = 0; i < l->n; i++)
@@ -548,8 +547,7 @@ Test(unsubscribe, while_a_read_is_in_flight)
   fake_pump_sub(0);
   cr_assert_eq(fake_reads_queued(), 1);
   a = pd_sub_find(c, "mission:a");
-  pd_resume_detach(a);
-  pd_sub_remove(a);
+  pd_resume_unsubscribe(a);
   cr_expect_eq(pd_resume_jobs(), 1, "freed while its read was out");
   size_t before = l->n;
   settle(c);
