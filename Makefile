@@ -50,9 +50,11 @@ UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 INT_SRC   = $(wildcard tests/integration/test_*.c)
 INT_BINS  = $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INT_SRC))
+FAULT_SRC  = $(wildcard tests/faults/test_*.c)
+FAULT_BINS = $(patsubst tests/faults/%.c,$(BUILD)/tests/faults/%,$(FAULT_SRC))
 HARNESS_OBJ = $(BUILD)/tests/harness.o $(BUILD)/tests/pushclient.o
 
-.PHONY: all deps run start stop test san clean install help tests bench screenshots
+.PHONY: all deps run start stop test faults san clean install help tests bench screenshots
 all: $(PROGRAMS)
 
 help:
@@ -60,6 +62,7 @@ help:
 	@echo "make run        install what is missing, build, start Redis + Apache + pushd, print the URL"
 	@echo "make start|stop the same stack in the background / stop it"
 	@echo "make test       install what is missing, build, run every test"
+	@echo "make faults     the fault tests: Redis, daemon and Apache killed, paused, restarted (counts)"
 	@echo "make san        the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make install    install into DESTDIR/PREFIX (default /usr/local)"
 	@echo "make clean      remove $(BUILD)/ and build-san/"
@@ -139,11 +142,20 @@ $(BUILD)/tests/unit/test_resume: $(BUILD)/tests/unit/test_resume.o $(BUILD)/test
 $(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(HARNESS_OBJ) $(LIBA)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(HARNESS_OBJ) $(LIBA) $(LIBS_CORE) $(LIBS_TEST) $(LDFLAGS)
 
+$(BUILD)/tests/faults/%: $(BUILD)/tests/faults/%.o $(HARNESS_OBJ) $(LIBA)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(HARNESS_OBJ) $(LIBA) $(LIBS_CORE) $(LIBS_TEST) -lpthread $(LDFLAGS)
+
 tests: $(PROGRAMS) $(UNIT_BINS) $(INT_BINS)
 
 test: deps
 	@$(MAKE) --no-print-directory tests
 	@BUILD=$(BUILD) sh tests/run.sh
+
+# slower tests that inject faults and count what was lost or repeated
+# (tests/faults); .ci/run runs them after `make test`
+faults: deps
+	@$(MAKE) --no-print-directory $(PROGRAMS) $(FAULT_BINS)
+	@BUILD=$(BUILD) SORTIE_SUITE=faults sh tests/run.sh
 
 san:
 	@sh tools/deps.sh --browser

@@ -81,13 +81,20 @@ run_one() {
   cleanup_worlds
 }
 
-for bin in "$BUILD"/tests/unit/test_* "$BUILD"/tests/integration/test_*; do
+# SORTIE_SUITE=faults: the fault tests (tests/faults) alone, no browser
+if [ "${SORTIE_SUITE:-}" = faults ]; then
+  progs="$BUILD/tests/faults/test_*"
+else
+  progs="$BUILD/tests/unit/test_* $BUILD/tests/integration/test_*"
+fi
+for bin in $progs; do
   case "$bin" in *.d|*.o) continue ;; esac
   [ -x "$bin" ] && run_one "$bin"
 done
 
 # browser tests (tests/browser), when their runner is there
-if [ -f "$here/tests/browser/run.sh" ] && { [ -z "$filter" ] || [ "$filter" = browser ]; }; then
+if [ "${SORTIE_SUITE:-}" != faults ] && [ -f "$here/tests/browser/run.sh" ] &&
+   { [ -z "$filter" ] || [ "$filter" = browser ]; }; then
   echo "== browser"
   out=$(sh "$here/tests/browser/run.sh" 2>&1)
   echo "$out"
