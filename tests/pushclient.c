@@ -737,6 +737,22 @@ const char *sse_last_id(const struct sse_client *c)
   return NULL;
 }
 
+void sse_forget(struct sse_client *c)
+{
+  for (size_t i = 0; i < c->nmsgs; i++) {
+    free(c->msgs[i].id);
+    free(c->msgs[i].event);
+    free(c->msgs[i].data);
+    free(c->msgs[i].raw);
+  }
+  c->nmsgs = c->nevents = 0;
+}
+
+int sse_read_now(struct sse_client *c)
+{
+  return sse_pump(c, 0);
+}
+
 void sse_close(struct sse_client *c)
 {
   if (c == NULL)

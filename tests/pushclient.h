@@ -102,6 +102,12 @@ const char *sse_wait_idonly(struct sse_client *c, int timeout_ms);
 const struct sse_msg *sse_event(const struct sse_client *c, size_t i);
 /* the id of the last message that had one, or NULL */
 const char *sse_last_id(const struct sse_client *c);
+/* Frees the messages read so far (nmsgs and nevents back to 0), for a
+ * client that counts them as they come and must not keep thousands. */
+void sse_forget(struct sse_client *c);
+/* One non-blocking read of what is there: 1 if bytes came, 0 if none, and
+ * c->closed set at the end of the stream. */
+int sse_read_now(struct sse_client *c);
 void sse_close(struct sse_client *c);
 
 /* ---- WebSocket ---- */
