@@ -119,11 +119,6 @@ int pd_bus_unsubscribe(const char *channel)
   return sortie_aredis_unsubscribe(sub, channel);
 }
 
-int pd_bus_sync(void (*cb)(void *ud, int ok), void *ud)
-{
-  return sortie_aredis_sync(sub, cb, ud);
-}
-
 /* ---- history ---- */
 
 struct hist_req {

@@ -37,10 +37,6 @@ int pd_bus_cmd_up(void);
  * was not sent (link down, or for UNSUBSCRIBE, nothing subscribed). */
 int pd_bus_subscribe(const char *channel);
 int pd_bus_unsubscribe(const char *channel);
-/** cb(ud, 1) once every message published before this call has been handed
- * to `message`; cb(ud, 0) when the link is lost first; -1 (no callback) when
- * it is down. */
-int pd_bus_sync(void (*cb)(void *ud, int ok), void *ud);
 
 /* One page of history (lib/lua/events.lua). */
 struct pd_hist {

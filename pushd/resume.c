@@ -36,7 +36,7 @@ struct pd_job {
   uint32_t gen;                       /* link generation when the read went out */
   enum jstate state;
   uint8_t cancelled; /* its subscriptions all left while in flight: free on return */
-  uint8_t from_now;  /* started without an id: every event that came live counts */
+  uint8_t from_now;  /* started without an id: its first read fixes the position */
   uint8_t announced; /* the client was told the subscriptions are in place */
   uint8_t throttled; /* stopped for room: go on once the queue has drained */
   struct jlist *list;
@@ -249,14 +249,10 @@ static void job_done(struct pd_job *j)
   }
   struct pd_evid at = {0, 0};
   pd_evid_parse(j->from, strlen(j->from), &at);
-  /* A job with an id: history covered everything up to `at`, so only what
-   * came live after it is new. A job from "now": every event that came live
-   * since the subscription is new to the client, even one published before
-   * the read that fixed `at`. */
-  if (!j->from_now)
-    for (uint32_t i = 0; i < j->nsubs; i++)
-      if (pd_evid_cmp(j->subs[i]->last, at) < 0)
-        j->subs[i]->last = at;
+  /* history covered everything up to `at`: only what came live after it is new */
+  for (uint32_t i = 0; i < j->nsubs; i++)
+    if (pd_evid_cmp(j->subs[i]->last, at) < 0)
+      j->subs[i]->last = at;
   uint64_t n = 0;
   for (uint32_t i = 0; i < j->npending && !j->cancelled; i++) {
     struct pd_event *e = j->pending[i];
@@ -272,8 +268,6 @@ static void job_done(struct pd_job *j)
   struct pd_evid top = at;
   for (uint32_t i = 0; i < j->nsubs; i++) {
     struct pd_sub *s = j->subs[i];
-    if (j->from_now && pd_evid_cmp(s->last, at) < 0)
-      s->last = at;
     if (pd_evid_cmp(s->last, top) > 0)
       top = s->last;
     s->job = NULL;
@@ -288,21 +282,6 @@ static void job_done(struct pd_job *j)
   c->tp->control(c, &m);
 }
 
-static void on_synced(void *ud, int ok)
-{
-  struct pd_job *j = ud;
-  if (j->cancelled) {
-    job_free(j);
-    return;
-  }
-  if (!ok) {
-    wait_redis(j);
-    return;
-  }
-  job_done(j);
-  run();
-}
-
 static void on_history(void *ud, const struct pd_hist *h)
 {
   struct pd_job *j = ud; /* in flight while we work on it */
@@ -312,6 +291,17 @@ static void on_history(void *ud, const struct pd_hist *h)
   }
   if (h == NULL) {
     wait_redis(j); /* Redis went away mid-read: again once it is back */
+    return;
+  }
+  if (j->from_now) {
+    /* the position read: "now" is the newest id Redis has given. Every
+     * event after it is either in history after it or still to come, live,
+     * so from here on the job is one with an id. */
+    memcpy(j->from, h->end, sizeof j->from);
+    j->from_now = 0;
+    j->state = J_NEW;
+    job_send(j);
+    run();
     return;
   }
   /* The id a reset hands out (SSE id, long-poll cursor): the end of the page
@@ -366,15 +356,6 @@ static void on_history(void *ud, const struct pd_hist *h)
     run();
     return;
   }
-  if (j->from_now) {
-    /* No history was read, so the events the subscriber link carries decide;
-     * one may still be on its way with an id before the end we just got (the
-     * two links race). A sync marker comes back after every message
-     * published before it: finish then. */
-    if (pd_bus_sync(on_synced, j) < 0)
-      wait_redis(j);
-    return;
-  }
   job_done(j);
   run();
 }
@@ -385,7 +366,8 @@ static void job_send(struct pd_job *j)
     wait_redis(j);
     return;
   }
-  for (uint32_t i = 0; i < j->nsubs; i++) {
+  /* the position read needs no channel in place; every later read does */
+  for (uint32_t i = 0; i < j->nsubs && !j->from_now; i++) {
     struct pd_sub *s = j->subs[i];
     steps++;
     if (!s->waiting && !pd_channel_ready(s->ch)) {
@@ -406,7 +388,7 @@ static void job_send(struct pd_job *j)
   for (uint32_t i = 0; i < j->nsubs; i++)
     names[i] = pd_channel_name(j->subs[i]->ch);
   j->state = J_INFLIGHT; /* a control below may close the client: keep j */
-  if (!j->announced) {
+  if (!j->announced && !j->from_now) {
     /* every channel is subscribed in Redis: from here on nothing published
      * can be missed, so the client may be told (WebSocket "subscribed") */
     j->announced = 1;
@@ -418,7 +400,7 @@ static void job_send(struct pd_job *j)
     }
   }
   j->gen = link_gen;
-  int rc = pd_bus_history(j->from, names, j->nsubs, PAGE, on_history, j);
+  int rc = pd_bus_history(j->from, names, j->nsubs, j->from_now ? 1 : PAGE, on_history, j);
   free(names);
   if (rc < 0)
     wait_redis(j);

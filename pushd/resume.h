@@ -8,9 +8,10 @@
  * Live events for its subscriptions that arrive meanwhile wait in the job.
  * When history is exhausted at id E (every event up to E was in it), the
  * waiting events after each subscription's last id go out, in order, and the
- * subscriptions are live. A job from "now" has no history to read: its
- * first read only fixes E, and a sync marker on the subscriber link makes
- * sure every live event published before E has arrived before it finishes.
+ * subscriptions are live. A job from "now" first reads the newest id Redis
+ * has given (no channel needs to be in place for that) and is from then on
+ * a job from that id: what was published after it is in history or still
+ * to come live, whatever the links do meanwhile.
  *
  * Flow control: history goes out only while the client's queue is under
  * half of push.outbuf_max; the rest of a page is read again, from the last

@@ -18,13 +18,11 @@ struct ev {
   char channel[SORTIE_CHANNEL_MAX + 1];
 };
 
-enum item_kind { IT_CONFIRM, IT_UNCONFIRM, IT_MSG, IT_SYNC };
+enum item_kind { IT_CONFIRM, IT_UNCONFIRM, IT_MSG };
 struct item {
   enum item_kind kind;
   char channel[SORTIE_CHANNEL_MAX + 1];
   uint64_t seq;
-  void (*cb)(void *ud, int ok);
-  void *ud;
   struct item *next;
 };
 
@@ -54,13 +52,11 @@ static size_t nreads;
 static uint64_t reads_done, subscribes;
 static int sub_up = 1, cmd_up = 1;
 
-static void items_clear(int fail_syncs)
+static void items_clear(void)
 {
   while (items) {
     struct item *it = items;
     items = it->next;
-    if (fail_syncs && it->kind == IT_SYNC)
-      it->cb(it->ud, 0);
     free(it);
   }
   items_tail = &items;
@@ -85,7 +81,7 @@ void fake_reset(void)
     free(subscribed[i]);
   nsubscribed = 0;
   ntrims = 0;
-  items_clear(0);
+  items_clear();
   while (reads) {
     struct read *r = reads;
     reads = r->next;
@@ -175,9 +171,6 @@ size_t fake_pump_sub(size_t n)
     case IT_MSG:
       envelope(env, sizeof env, it->seq, it->channel);
       pd_channels_on_message(it->channel, strlen(it->channel), env, strlen(env));
-      break;
-    case IT_SYNC:
-      it->cb(it->ud, 1);
       break;
     }
     free(it);
@@ -320,7 +313,7 @@ void fake_sub_down(void)
   for (size_t i = 0; i < nsubscribed; i++)
     free(subscribed[i]);
   nsubscribed = 0;
-  items_clear(1); /* what was on the wire is lost; sync markers fail */
+  items_clear(); /* what was on the wire is lost */
   pd_resume_on_down();
 }
 
@@ -393,16 +386,6 @@ int pd_bus_unsubscribe(const char *channel)
   free(subscribed[i]);
   subscribed[i] = subscribed[--nsubscribed];
   item_push(IT_UNCONFIRM, channel);
-  return 0;
-}
-
-int pd_bus_sync(void (*cb)(void *ud, int ok), void *ud)
-{
-  if (!sub_up)
-    return -1;
-  struct item *it = item_push(IT_SYNC, NULL);
-  it->cb = cb;
-  it->ud = ud;
   return 0;
 }
 

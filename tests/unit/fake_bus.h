@@ -4,8 +4,8 @@
  * channels) and what the two links would carry, and the test decides when
  * each thing arrives:
  *
- *  - the subscriber link is a FIFO of items (confirmations, messages, sync
- *    markers), in the order Redis would send them; fake_pump_sub hands them
+ *  - the subscriber link is a FIFO of items (confirmations and messages),
+ *    in the order Redis would send them; fake_pump_sub hands them
  *    to the daemon one by one;
  *  - history reads wait on the command link until fake_answer_read answers
  *    one, from the store as it is at that moment (as Redis runs a script

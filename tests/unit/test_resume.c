@@ -199,13 +199,15 @@ static void settle(struct pd_client *c)
 
 /* ---- 1: the seam, in every order ----
  *
- * A client resumes "mission:a" (from seq 1, or from now) while three more
+ * A client resumes "mission:a" (from seq 1, or from now) while four more
  * events are published. The test enumerates every order of: each publish,
- * each item arriving on the subscriber link (confirmation, messages, the sync
- * marker), each history read running and answering. In every order the
- * client must get each event after its position exactly once, in order. */
+ * each item arriving on the subscriber link (confirmations, messages), each
+ * history read running and answering, and, in the variants with a drop, the
+ * subscriber link lost once (what was on its wire with it) and back. In
+ * every order the client must get each event after its position exactly
+ * once, in order. */
 
-enum { OP_PUB, OP_PUMP, OP_EXEC, OP_ANSWER };
+enum { OP_PUB, OP_PUMP, OP_EXEC, OP_ANSWER, OP_DROP, OP_UP };
 
 struct script {
   int choice[64];
@@ -222,7 +224,7 @@ static int choose(struct script *s, int nopts)
   return c;
 }
 
-static void seam_path(struct script *s, int from_now, int wfd)
+static void seam_path(struct script *s, int from_now, int drop, int wfd)
 {
   world(1 << 20);
   uint64_t all[16];
@@ -236,13 +238,18 @@ static void seam_path(struct script *s, int from_now, int wfd)
   const char *ch = "mission:a";
   char id[48];
   subscribe(c, &ch, 1, from_now ? "" : id_of(1, id));
-  int pubs = 4;
+  /* fewer publishes where there are more steps: the orders multiply */
+  int pubs = drop ? (from_now ? 1 : 2) : from_now ? 3 : 4, down = 0, dropped = 0;
   for (;;) {
-    int ops[4], n = 0;
+    int ops[6], n = 0;
     if (pubs)
       ops[n++] = OP_PUB;
     if (fake_sub_queued())
       ops[n++] = OP_PUMP;
+    if (drop && !down) /* once: drop is cleared when it happens */
+      ops[n++] = OP_DROP;
+    if (down)
+      ops[n++] = OP_UP;
     if (fake_reads_queued()) {
       if (!fake_read_ran(0))
         ops[n++] = OP_EXEC;
@@ -265,11 +272,22 @@ static void seam_path(struct script *s, int from_now, int wfd)
     case OP_ANSWER:
       fake_answer_read(0);
       break;
+    case OP_DROP:
+      fake_sub_down();
+      drop = 0;
+      down = 1;
+      dropped = 1;
+      break;
+    case OP_UP:
+      fake_sub_up();
+      down = 0;
+      break;
     }
     drain(c);
   }
   struct tlog *l = tlog(c);
-  int ok = l->caught_up == 1 && pd_resume_jobs() == 0;
+  /* caught up once, and once more after each drop that found it live */
+  int ok = l->caught_up >= 1 && l->caught_up <= 1 + dropped && pd_resume_jobs() == 0;
   if (!from_now) {
     ok = ok && log_is_exact(l, "mission:a", 1, 1000, all, nall, allch);
   } else {
@@ -293,7 +311,7 @@ static void seam_path(struct script *s, int from_now, int wfd)
 
 /* Runs every path of the script tree, each in a child process of its own;
  * returns how many paths ran, and how many failed in *failed. */
-static int seam_all_orders(int from_now, int *failed)
+static int seam_all_orders(int from_now, int drop, int *failed)
 {
   struct script s;
   memset(&s, 0, sizeof s);
@@ -306,7 +324,7 @@ static int seam_all_orders(int from_now, int *failed)
     pid_t pid = fork();
     if (pid == 0) {
       close(p[0]);
-      seam_path(&s, from_now, p[1]);
+      seam_path(&s, from_now, drop, p[1]);
     }
     close(p[1]);
     struct script got;
@@ -335,7 +353,7 @@ static int seam_all_orders(int from_now, int *failed)
 Test(seam, resume_with_an_id_in_every_order_delivers_each_event_once_in_order)
 {
   int failed;
-  int paths = seam_all_orders(0, &failed);
+  int paths = seam_all_orders(0, 0, &failed);
   cr_expect(paths > 1000, "only %d orders were tried", paths);
   cr_expect_eq(failed, 0, "%d of %d orders lost, doubled or reordered an event", failed, paths);
 }
@@ -343,7 +361,23 @@ Test(seam, resume_with_an_id_in_every_order_delivers_each_event_once_in_order)
 Test(seam, resume_from_now_in_every_order_misses_nothing_after_subscribed)
 {
   int failed;
-  int paths = seam_all_orders(1, &failed);
+  int paths = seam_all_orders(1, 0, &failed);
+  cr_expect(paths > 1000, "only %d orders were tried", paths);
+  cr_expect_eq(failed, 0, "%d of %d orders lost, doubled or reordered an event", failed, paths);
+}
+
+Test(seam, resume_with_an_id_and_a_subscriber_link_drop_in_every_order)
+{
+  int failed;
+  int paths = seam_all_orders(0, 1, &failed);
+  cr_expect(paths > 1000, "only %d orders were tried", paths);
+  cr_expect_eq(failed, 0, "%d of %d orders lost, doubled or reordered an event", failed, paths);
+}
+
+Test(seam, resume_from_now_and_a_subscriber_link_drop_in_every_order)
+{
+  int failed;
+  int paths = seam_all_orders(1, 1, &failed);
   cr_expect(paths > 1000, "only %d orders were tried", paths);
   cr_expect_eq(failed, 0, "%d of %d orders lost, doubled or reordered an event", failed, paths);
 }
