@@ -9,6 +9,12 @@
 -- and returns {status, json} (plus script-specific extras). For status >= 400
 -- the json is {"slug","detail", extra members...}, made into problem+json in C.
 --
+-- Nothing half-written: Redis keeps the writes a script made before a
+-- redis.call that fails (wrong type, an integer out of range...), so every
+-- script checks, before its first write, everything that could refuse *or fail*
+-- later: the helpers under "Checks before the first write" below. A refusal is
+-- a status >= 400; stored data a script cannot use is a 500 naming the key.
+--
 -- Money: held in Redis as integer strings of units (1 unit = 10^-8) and changed
 -- only by Redis's own int64 HINCRBY, or by the exact string arithmetic below.
 -- Lua numbers are doubles: they carry counts, times and ratios, never money.
@@ -125,21 +131,31 @@ end
 -- Redis clock, strictly increasing across every channel (P..'lastid' holds the
 -- last one). So the order of ids is the order of publishing, and one id is a
 -- position in every channel at once: a client's cursor is simply the id of the
--- last event it got, whatever channels it reads. `prev` is the channel's own
--- last id, which the new id must also pass (it always does unless lastid was
--- lost). lastid is read once per script and written at every event.
+-- last event it got, whatever channels it reads. `floor` is the highest id the
+-- channel's stream ever held, which the new id must also pass (XADD refuses
+-- anything else; it always does unless lastid was lost). lastid is read once
+-- per script (load_lastid) and written at every event.
 local last_ms, last_seq
-local function next_id(prev)
-  local ms = now_ms()
-  if last_ms == nil then
-    last_ms, last_seq = 0, -1
-    local last = redis.call('GET', P .. 'lastid')
-    if last then
-      local a, b = string.match(last, '^(%d+)-(%d+)$')
-      last_ms, last_seq = tonumber(a), tonumber(b)
+local function load_lastid()
+  if last_ms ~= nil then return nil end
+  local last = redis.call('GET', P .. 'lastid')
+  last_ms, last_seq = 0, -1
+  if last then
+    local a, b = string.match(last, '^(%d+)-(%d+)$')
+    if a == nil then
+      last_ms = nil
+      return P .. 'lastid is not an event id'
     end
+    last_ms, last_seq = tonumber(a), tonumber(b)
   end
-  local pa, pb = string.match(prev, '^(%d+)-(%d+)$')
+  return nil
+end
+
+local function next_id(floor)
+  local ms = now_ms()
+  local bad = load_lastid()
+  if bad then error(bad) end
+  local pa, pb = string.match(floor, '^(%d+)-(%d+)$')
   pa, pb = tonumber(pa), tonumber(pb)
   if pa > last_ms or (pa == last_ms and pb > last_seq) then last_ms, last_seq = pa, pb end
   if ms > last_ms then
@@ -152,21 +168,54 @@ local function next_id(prev)
   return id
 end
 
+-- The type of a key as TYPE names it ('none' when absent).
+local function key_type(key)
+  local t = redis.call('TYPE', key)
+  if type(t) == 'table' then t = t.ok end
+  return t
+end
+
+-- A channel's history, read once per script: `last_in` its newest entry's id
+-- (the `p` of the next one), `top_in` the highest id it ever held (the stream's
+-- last-generated-id: higher than its newest entry if that was deleted).
+-- Returns nil, or why the channel cannot take an event (for a 500).
+local last_in, top_in = {}, {}
+local function load_channel(channel)
+  if last_in[channel] ~= nil then return nil end
+  local bad = load_lastid()
+  if bad then return bad end
+  local key = P .. 'h:' .. channel
+  local t = key_type(key)
+  if t == 'none' then
+    last_in[channel], top_in[channel] = '0-0', '0-0'
+    return nil
+  end
+  if t ~= 'stream' then return key .. ' is a ' .. t .. ', not a stream' end
+  local r = redis.call('XINFO', 'STREAM', key)
+  local info = {}
+  for i = 1, #r, 2 do info[r[i]] = r[i + 1] end
+  local prev = '0-0'
+  if type(info['last-entry']) == 'table' then prev = info['last-entry'][1] end
+  last_in[channel] = prev
+  top_in[channel] = info['last-generated-id'] or prev
+  return nil
+end
+
 -- Appends an event to the channel's capped history and publishes it. Each entry
 -- records the id of the entry before it in its channel (`p`), so a reader
 -- resuming from a cursor can tell "nothing was trimmed after you" from a gap.
-local last_in = {} -- channel -> its newest id, once this script knows it
+-- Cannot fail once channel_check() accepted the channel (a script that emits
+-- on a channel it has not checked gets an error before its write here).
 local function emit(channel, etype, data_json)
+  local bad = load_channel(channel)
+  if bad then error(bad) end
   local key = P .. 'h:' .. channel
   local prev = last_in[channel]
-  if prev == nil then
-    local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
-    prev = '0-0'
-    if last[1] then prev = last[1][1] end
-  end
-  local id = next_id(prev)
+  local floor = top_in[channel]
+  if idcmp(prev, floor) > 0 then floor = prev end
+  local id = next_id(floor)
   redis.call('XADD', key, 'MAXLEN', '~', HISTORY_MAXLEN, id, 't', etype, 'd', data_json, 'p', prev)
-  last_in[channel] = id
+  last_in[channel], top_in[channel] = id, id
   redis.call('PUBLISH', P .. 'ch:' .. channel, envelope(id, channel, etype, data_json))
   return id
 end
@@ -233,4 +282,89 @@ local function signal_view(sid, now)
     briefing = s.briefing or '', status = status, created_at = tonumber(s.created_at),
     expires_at = exp, fire_count = tonumber(s.fire_count or '0'), seconds_left = left,
   }
+end
+
+-- ---- Checks before the first write ----
+-- Each returns nil when the later writes cannot fail, or why they would (a
+-- script answers that reason as a 500, or as a refusal of its own, and writes
+-- nothing).
+
+local INT64_MAX, INT64_MIN = '9223372036854775807', '-9223372036854775808'
+
+-- s is an integer as INCR/HINCRBY read one: '0', or digits without a leading
+-- zero after an optional '-', within int64.
+local function is_int64(s)
+  if type(s) ~= 'string' or #s > 20 then return false end
+  if s ~= '0' and not string.match(s, '^%-?[1-9]%d*$') then return false end
+  return icmp(s, INT64_MAX) <= 0 and icmp(s, INT64_MIN) >= 0
+end
+
+-- cur (an integer string, or nil/false for an absent one: 0) plus the integer
+-- string delta, if both and the sum are int64 (what HINCRBY/INCR would store);
+-- nil otherwise.
+local function int_plus(cur, delta)
+  cur = cur or '0'
+  if not is_int64(cur) or not is_int64(delta) then return nil end
+  local s = iadd(cur, delta)
+  if not is_int64(s) then return nil end
+  return s
+end
+
+-- key is absent or of type want ('hash', 'zset', 'string', 'stream').
+local function type_check(key, want)
+  local t = key_type(key)
+  if t == 'none' or t == want then return nil end
+  return key .. ' is a ' .. t .. ', not a ' .. want
+end
+
+-- every channel a script will emit on can take an event
+local function channel_check(...)
+  for _, ch in ipairs({...}) do
+    local bad = load_channel(ch)
+    if bad then return bad end
+  end
+  return nil
+end
+
+-- One field of a hash must be absent or an int64 (and stay one after +delta).
+local function field_check(key, field, value, delta)
+  if value and not is_int64(value) then
+    return key .. ' ' .. field .. ' is not an integer'
+  end
+  if delta and int_plus(value, delta) == nil then
+    return key .. ' ' .. field .. ' would pass the 64-bit range'
+  end
+  return nil
+end
+
+-- What user_stats and the stat writes of fire.lua and trade_close.lua read as
+-- numbers: the user hash's counters and total, its equity peak, the P/L day
+-- buckets, and the rank set's type.
+local function user_check(uid)
+  local ukey = P .. 'user:' .. uid
+  local bad = type_check(ukey, 'hash') or type_check(ukey .. ':pnl_days', 'hash') or
+              type_check(P .. 'rank', 'zset')
+  if bad then return bad end
+  local f = {'day_trades', 'total_trades', 'wins', 'losses', 'closed_trades', 'total_pnl'}
+  local h = redis.call('HMGET', ukey, unpack(f))
+  for i = 1, #f do
+    bad = field_check(ukey, f[i], h[i])
+    if bad then return bad end
+  end
+  -- the peak is equity (start + total), which may pass int64: only exactness matters
+  local peak = redis.call('HGET', ukey, 'peak')
+  if peak and (not string.match(peak, '^%-?%d+$') or #peak > 21) then
+    return ukey .. ' peak is not an integer'
+  end
+  local days = redis.call('HGETALL', ukey .. ':pnl_days')
+  for i = 1, #days, 2 do
+    bad = field_check(ukey .. ':pnl_days', days[i], days[i + 1])
+    if bad then return bad end
+  end
+  return nil
+end
+
+-- The answer for stored data a script cannot use: nothing was written.
+local function fail_stored(reason)
+  return fail(500, 'internal', 'nothing was changed: stored data is not usable (' .. reason .. ')')
 end

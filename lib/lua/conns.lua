@@ -11,18 +11,22 @@ if op == 'close' then
   return {1}
 end
 local now = math.floor(now_ms() / 1000)
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
 if op == 'refresh' then
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
   redis.call('ZADD', key, 'XX', now + ttl, conn)
   redis.call('EXPIRE', key, ttl)
   return {1}
 end
-if not redis.call('ZSCORE', key, conn) then
-  local n = redis.call('ZCARD', key)
+-- counted among the live ones (score past now) without pruning first, so a
+-- refusal writes nothing
+local mine = redis.call('ZSCORE', key, conn)
+if not mine or tonumber(mine) <= now then
+  local n = redis.call('ZCOUNT', key, '(' .. now, '+inf')
   if n >= limit then
     return {0, n}
   end
 end
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
 redis.call('ZADD', key, now + ttl, conn)
 redis.call('EXPIRE', key, ttl)
 return {1}

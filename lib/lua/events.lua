@@ -15,13 +15,15 @@
 -- when every event up to now was returned, the newest id of the store.
 local limit, cur, max_age = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local last = redis.call('GET', P .. 'lastid')
-if not last then
+local fresh = not last
+if fresh then
   -- nothing was ever published: "now" is the position, and every id to come
-  -- will be after it (next_id never goes below lastid)
-  redis.call('SET', P .. 'lastid', string.format('%d-0', now_ms()), 'NX')
-  last = redis.call('GET', P .. 'lastid')
+  -- will be after it (next_id never goes below lastid). Written only at the
+  -- end, once every read that could fail is done.
+  last = string.format('%d-0', now_ms())
 end
 if cur == '' then
+  if fresh then redis.call('SET', P .. 'lastid', last) end
   return {200, last, {}, {}}
 end
 if cur == '0' then cur = '0-0' end
@@ -72,4 +74,5 @@ for k = 1, n do
 end
 local cursor = last
 if #items > limit then cursor = items[limit][1] end
+if fresh then redis.call('SET', P .. 'lastid', last) end
 return {200, cursor, resets, out}

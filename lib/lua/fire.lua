@@ -2,8 +2,9 @@
 -- ARGV[4] signal id, [5] user id, [6] client timestamp (unix s), [7] allowed
 -- clock skew (s), [8] fires per minute per user, [9] Idempotency-Key or '',
 -- [10] idempotency TTL (s).
--- Order of checks: idempotent replay, timestamp, 404, 410, 409, 429; then every
--- write, the three events, and the remembered answer.
+-- Order of checks: idempotent replay, timestamp, 404, 410, 409, 429, then the
+-- stored data every write relies on (500 if unusable); then every write, the
+-- three events, and the remembered answer.
 local sid, uid = ARGV[4], ARGV[5]
 local client_ts, window = tonumber(ARGV[6]), tonumber(ARGV[7])
 local rate, idem, idem_ttl = tonumber(ARGV[8]), ARGV[9], ARGV[10]
@@ -30,7 +31,8 @@ if math.abs(now / 1000 - client_ts) > window then
 end
 
 local skey = P .. 'signal:' .. sid
-local s = redis.call('HMGET', skey, 'status', 'expires_at', 'symbol', 'direction', 'entry')
+local s = redis.call('HMGET', skey, 'status', 'expires_at', 'symbol', 'direction', 'entry',
+  'fire_count')
 if not s[1] then
   return fail(404, 'not-found', 'no signal ' .. sid)
 end
@@ -47,36 +49,58 @@ if prior then
     {trade_id = prior})
 end
 
+-- the rate window counted without pruning it: a refusal writes nothing
 local rkey = P .. 'rate:' .. uid
-redis.call('ZREMRANGEBYSCORE', rkey, '-inf', now - 60000)
-if redis.call('ZCARD', rkey) >= rate then
-  local oldest = redis.call('ZRANGE', rkey, 0, 0, 'WITHSCORES')
+local since = '(' .. (now - 60000)
+if redis.call('ZCOUNT', rkey, since, '+inf') >= rate then
+  local oldest = redis.call('ZRANGEBYSCORE', rkey, since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   local wait = math.ceil((tonumber(oldest[2]) + 60000 - now) / 1000)
   if wait < 1 then wait = 1 end
   return fail(429, 'rate-limited', 'at most ' .. rate .. ' fires a minute; retry in ' ..
     wait .. ' s', {retry_after = wait})
 end
 
--- every check passed: write
+-- every refusal is behind us; now what a write below could fail on (see
+-- common.lua), so that either all of it happens or none
+local ukey = P .. 'user:' .. uid
+local day = tostring(utc_day(now))
+local fkey_min = P .. 'stats:fires:' .. math.floor(now / 60000)
+local u = redis.call('HMGET', ukey, 'day', 'day_trades', 'total_trades')
+local seq = redis.call('GET', P .. 'seq:trade')
+local bad = field_check(skey, 'fire_count', s[6], '1') or
+            field_check(P .. 'seq:trade', 'value', seq, '1') or
+            field_check(fkey_min, 'value', redis.call('GET', fkey_min), '1') or
+            user_check(uid) or field_check(ukey, 'total_trades', u[3], '1') or
+            channel_check('mission:' .. sid, 'user:' .. uid)
+if not bad and u[1] == day then bad = field_check(ukey, 'day_trades', u[2], '1') end
+-- the next trade id, past any trade already there (a seq:trade restored from
+-- an older backup must not overwrite a trade)
+local n = int_plus(seq, '1')
+while not bad and redis.call('EXISTS', P .. 'trade:trd_' .. n) == 1 do
+  n = int_plus(n, '1')
+  if n == nil then bad = P .. 'seq:trade would pass the 64-bit range' end
+end
+if bad then return fail_stored(bad) end
+
+-- write
 local count = redis.call('HINCRBY', skey, 'fire_count', 1)
-local tid = 'trd_' .. redis.call('INCR', P .. 'seq:trade')
+local tid = 'trd_' .. n
+redis.call('SET', P .. 'seq:trade', n)
 local now_s = math.floor(now / 1000)
 redis.call('HSET', fkey, uid, tid)
+redis.call('ZREMRANGEBYSCORE', rkey, '-inf', now - 60000)
 redis.call('ZADD', rkey, now, tid)
 redis.call('PEXPIRE', rkey, 60000)
 redis.call('HSET', P .. 'trade:' .. tid, 'id', tid, 'signal_id', sid, 'user_id', uid,
   'symbol', s[3], 'direction', s[4], 'entry', s[5], 'status', 'OPEN', 'opened_at', now_s)
 
-local ukey = P .. 'user:' .. uid
-local day = tostring(utc_day(now))
-if redis.call('HGET', ukey, 'day') == day then
+if u[1] == day then
   redis.call('HINCRBY', ukey, 'day_trades', 1)
 else
   redis.call('HSET', ukey, 'day', day, 'day_trades', 1)
 end
 redis.call('HINCRBY', ukey, 'total_trades', 1)
 redis.call('ZADD', P .. 'rank', 'NX', 0, uid)
-local fkey_min = P .. 'stats:fires:' .. math.floor(now / 60000)
 redis.call('INCR', fkey_min)
 redis.call('EXPIRE', fkey_min, 600)
 

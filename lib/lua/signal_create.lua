@@ -17,14 +17,24 @@ else
   expires = now_s + tonumber(ARGV[11])
 end
 
+-- checks before the first write (see common.lua): a free id, and keys and
+-- channels that the writes below cannot fail on
+local seq
 if sid == '' then
-  repeat
-    sid = 'sig_' .. redis.call('INCR', P .. 'seq:signal')
-  until redis.call('EXISTS', P .. 'signal:' .. sid) == 0
+  -- the next sig_<n> that is free (ids given by clients may have taken some)
+  local cur = redis.call('GET', P .. 'seq:signal')
+  seq = int_plus(cur, '1')
+  while seq and redis.call('EXISTS', P .. 'signal:sig_' .. seq) == 1 do seq = int_plus(seq, '1') end
+  if seq == nil then return fail_stored(P .. 'seq:signal is not an integer below 2^63 - 1') end
+  sid = 'sig_' .. seq
 elseif redis.call('EXISTS', P .. 'signal:' .. sid) == 1 then
   return fail(409, 'duplicate-signal', 'signal ' .. sid .. ' already exists', {field = 'id'})
 end
+local bad = type_check(P .. 'active', 'zset') or type_check(P .. 'signals', 'zset') or
+            channel_check('signals', 'admin')
+if bad then return fail_stored(bad) end
 
+if seq then redis.call('SET', P .. 'seq:signal', seq) end
 redis.call('HSET', P .. 'signal:' .. sid, 'id', sid, 'symbol', ARGV[5], 'direction', ARGV[6],
   'entry', ARGV[7], 'stop_loss', ARGV[8], 'take_profit', ARGV[9], 'expires_at', expires,
   'title', ARGV[12], 'briefing', ARGV[13], 'status', 'ACTIVE', 'created_at', now_s,

@@ -2,6 +2,8 @@
 -- ARGV[4] trade id, [5] P/L in units (10^-8, integer string), [6] P/L as the
 -- caller's exact decimal text, [7] exit price or '', [8] drawdown alert
 -- thresholds in percent, comma-separated ("5,10,20").
+-- Refuses (422, field pnl or exit_price) a P/L that would take the owner's
+-- total or day's P/L past int64 units, before writing anything.
 -- Writes the trade, the owner's stats, P/L day bucket, equity peak and rank;
 -- publishes trade_closed, user_stats_update, equity_updated and, when the
 -- drawdown crosses a threshold, risk_alert.
@@ -16,18 +18,39 @@ if t[1] ~= 'OPEN' then
   return fail(409, 'already-closed', 'trade ' .. tid .. ' is already closed')
 end
 local uid = t[2]
+if not uid then return fail_stored(tkey .. ' has no user_id') end
 local now = now_ms()
 local now_s = math.floor(now / 1000)
 local ukey = P .. 'user:' .. uid
 
-local old_total = redis.call('HGET', ukey, 'total_pnl') or '0'
-local old_equity = iadd(EQUITY_START, old_total)
-local peak = redis.call('HGET', ukey, 'peak') or EQUITY_START
-if icmp(old_equity, peak) > 0 then peak = old_equity end
-
 local result = 'breakeven'
 local sign = icmp(pnl_u, '0')
 if sign > 0 then result = 'win' elseif sign < 0 then result = 'loss' end
+
+-- every check before the first write (see common.lua): stored numbers usable,
+-- and no running total pushed past what HINCRBY can hold
+local bad = user_check(uid) or channel_check('user:' .. uid)
+if bad then return fail_stored(bad) end
+local day = utc_day(now)
+local dkey = ukey .. ':pnl_days'
+local h = redis.call('HMGET', ukey, 'total_pnl', 'wins', 'losses', 'closed_trades')
+local old_total = h[1] or '0'
+local field = 'pnl'
+if exit_price ~= '' then field = 'exit_price' end
+if int_plus(old_total, pnl_u) == nil or
+   int_plus(redis.call('HGET', dkey, tostring(day)), pnl_u) == nil then
+  return fail(422, 'invalid-field', 'a P/L of ' .. pnl_text .. ' would take the running P/L ' ..
+    'of user ' .. uid .. ' past what can be stored exactly; nothing was booked',
+    {field = field})
+end
+bad = field_check(ukey, 'closed_trades', h[4], '1')
+if not bad and result == 'win' then bad = field_check(ukey, 'wins', h[2], '1') end
+if not bad and result == 'loss' then bad = field_check(ukey, 'losses', h[3], '1') end
+if bad then return fail_stored(bad) end
+
+local old_equity = iadd(EQUITY_START, old_total)
+local peak = redis.call('HGET', ukey, 'peak') or EQUITY_START
+if icmp(old_equity, peak) > 0 then peak = old_equity end
 
 redis.call('HSET', tkey, 'status', 'CLOSED', 'closed_at', now_s, 'pnl', pnl_text,
   'exit_price', exit_price, 'result', result)
@@ -36,8 +59,6 @@ if result == 'win' then redis.call('HINCRBY', ukey, 'wins', 1) end
 if result == 'loss' then redis.call('HINCRBY', ukey, 'losses', 1) end
 redis.call('HINCRBY', ukey, 'closed_trades', 1)
 
-local day = utc_day(now)
-local dkey = ukey .. ':pnl_days'
 redis.call('HINCRBY', dkey, tostring(day), pnl_u)
 for _, d in ipairs(redis.call('HKEYS', dkey)) do
   if tonumber(d) == nil or tonumber(d) < day - 6 then redis.call('HDEL', dkey, d) end

@@ -117,6 +117,122 @@ Test(fire, rate_limit_is_429_with_retry_after)
   http_free(&r);
 }
 
+/* ---- nothing half-written: checks before the first write ---- */
+
+static void must(sortie_reply *r)
+{
+  cr_assert(r && sortie_reply_type(r) != SORTIE_REPLY_ERROR, "redis: %s",
+            r ? sortie_reply_str(r, NULL) : "unreachable");
+  sortie_reply_free(r);
+}
+
+/* every key a fire of sid by user writes, serialized (DUMP), as one text */
+static char *fire_state(const char *sid, const char *user)
+{
+  const char *fmt[] = {"signal:%s", "signal:%s:fired", "h:mission:%s", "user:%s", "rate:%s",
+                       "h:user:%s", "user:%s:pnl_days"};
+  char *out = calloc(1, 1);
+  size_t len = 0;
+  for (size_t i = 0; i < sizeof fmt / sizeof fmt[0]; i++) {
+    char k[256];
+    int n = snprintf(k, sizeof k, "%s", kp());
+    snprintf(k + n, sizeof k - (size_t)n, fmt[i], i < 3 ? sid : user);
+    const char *av[] = {"DUMP", k};
+    sortie_reply *r = rcmd(2, av);
+    cr_assert_not_null(r);
+    size_t l = 0;
+    const char *d = sortie_reply_str(r, &l);
+    char *b = realloc(out, len + 2 * l + 2);
+    cr_assert_not_null(b);
+    out = b;
+    for (size_t j = 0; d && j < l; j++)
+      len += (size_t)sprintf(out + len, "%02x", (unsigned char)d[j]);
+    out[len++] = '|';
+    out[len] = '\0';
+    sortie_reply_free(r);
+  }
+  return out;
+}
+
+/* a fire refused with status/slug that changed nothing at all */
+static void fire_refused(const char *sid, const char *user, long status, const char *slug)
+{
+  char *before = fire_state(sid, user);
+  struct http_resp r;
+  cr_assert_eq(fire(user, sid, NULL, &r), status, "%ld %s", r.status, r.body);
+  char ct[128];
+  cr_assert(http_header(&r, "Content-Type", ct, sizeof ct) && strstr(ct, "problem+json"));
+  const char *type = jget_str(r.json, "type"), *detail = jget_str(r.json, "detail");
+  cr_assert(type && strstr(type, slug), "type %s, want %s", type ? type : "(none)", slug);
+  cr_assert(detail && *detail, "no detail: %s", r.body);
+  cr_log_info("%ld %s", r.status, r.body);
+  http_free(&r);
+  char *after = fire_state(sid, user);
+  cr_assert_str_eq(after, before, "a refused fire changed Redis");
+  free(after);
+  free(before);
+}
+
+/* Stored data that a write of the fire would fail on is a 500 that writes
+ * nothing (it used to count the fire, make the trade and then fail) */
+Test(fire, unusable_stored_data_is_500_and_writes_nothing)
+{
+  char sid[96], user[96], k[256];
+  snprintf(sid, sizeof sid, "%s", uniq("sig"));
+  snprintf(user, sizeof user, "%s", uniq("u"));
+  cr_assert_eq(make_signal(sid, 3600), 201);
+
+  /* a user counter that is not an integer, or at the top of int64 */
+  snprintf(k, sizeof k, "%suser:%s", kp(), user);
+  const char *bad1[] = {"HSET", k, "total_trades", "lots"};
+  must(rcmd(4, bad1));
+  fire_refused(sid, user, 500, "internal");
+  const char *bad2[] = {"HSET", k, "total_trades", "9223372036854775807"};
+  must(rcmd(4, bad2));
+  fire_refused(sid, user, 500, "internal");
+  const char *bad3[] = {"HSET", k, "total_trades", "0", "wins", "1.5"};
+  must(rcmd(6, bad3));
+  fire_refused(sid, user, 500, "internal");
+  const char *del[] = {"DEL", k};
+  must(rcmd(2, del));
+
+  /* a history that is not a stream, on the mission or on the user */
+  const char *fmt[] = {"%sh:mission:%s", "%sh:user:%s"};
+  for (int i = 0; i < 2; i++) {
+    snprintf(k, sizeof k, fmt[i], kp(), i == 0 ? sid : user);
+    const char *set[] = {"SET", k, "not a stream"}, *d[] = {"DEL", k};
+    must(rcmd(3, set));
+    fire_refused(sid, user, 500, "internal");
+    must(rcmd(2, d));
+  }
+
+  /* all fixed: the fire goes through, counted once */
+  struct http_resp r;
+  cr_assert_eq(fire(user, sid, NULL, &r), 201, "%s", r.body);
+  cr_assert_eq(jget_int(r.json, "fire_count"), 1);
+  cr_assert_eq(jget_int(r.json, "stats.total_trades"), 1);
+  http_free(&r);
+}
+
+/* A 429 writes nothing either (the window is counted, not pruned, first) */
+Test(fire, rate_limited_fire_writes_nothing)
+{
+  char sid[96], user[96], k[256], score[32], m[32];
+  snprintf(sid, sizeof sid, "%s", uniq("sig"));
+  snprintf(user, sizeof user, "%s", uniq("u"));
+  cr_assert_eq(make_signal(sid, 3600), 201);
+  snprintf(k, sizeof k, "%srate:%s", kp(), user);
+  long long now = now_ms();
+  /* one fire out of the window (would be pruned), ten in it */
+  for (int i = 0; i <= 10; i++) {
+    snprintf(score, sizeof score, "%lld", i == 0 ? now - 120000 : now - 1000 - i);
+    snprintf(m, sizeof m, "trd_x%d", i);
+    const char *za[] = {"ZADD", k, score, m};
+    must(rcmd(4, za));
+  }
+  fire_refused(sid, user, 429, "rate-limited");
+}
+
 Test(fire, another_users_id_in_the_body_is_403)
 {
   const char *sid = uniq("sig");

@@ -313,6 +313,204 @@ Test(trades, closing_twice_is_409_and_books_once)
   json_object_put(ev);
 }
 
+/* ---- nothing half-written: checks before the first write ---- */
+
+/* sets a field of <prefix><kind>:<id> straight in Redis */
+static void hset(const char *id, const char *kind, const char *field, const char *value)
+{
+  char key[256];
+  snprintf(key, sizeof key, "%s%s:%s", kp(), kind, id);
+  const char *av[] = {"HSET", key, field, value};
+  sortie_reply *r = rcmd(4, av);
+  cr_assert(r && sortie_reply_type(r) != SORTIE_REPLY_ERROR, "HSET %s %s failed", key, field);
+  sortie_reply_free(r);
+}
+
+static void append_reply(char **out, size_t *len, const sortie_reply *r)
+{
+  char buf[64];
+  const char *s = buf;
+  size_t n = 0;
+  switch (r ? sortie_reply_type(r) : SORTIE_REPLY_NIL) {
+  case SORTIE_REPLY_ARRAY:
+    for (size_t i = 0; i < sortie_reply_len(r); i++)
+      append_reply(out, len, sortie_reply_at(r, i));
+    return;
+  case SORTIE_REPLY_INTEGER:
+    n = (size_t)snprintf(buf, sizeof buf, "%lld", sortie_reply_int(r));
+    break;
+  case SORTIE_REPLY_STRING:
+  case SORTIE_REPLY_STATUS:
+  case SORTIE_REPLY_ERROR:
+    s = sortie_reply_str(r, &n);
+    break;
+  default:
+    s = "(nil)";
+    n = 5;
+  }
+  char *b = realloc(*out, *len + n + 2);
+  cr_assert_not_null(b);
+  memcpy(b + *len, s, n);
+  b[*len + n] = '|';
+  b[*len + n + 1] = '\0';
+  *len += n + 1;
+  *out = b;
+}
+
+/* everything a close writes, as one text: the trade, the owner's stats, day
+ * buckets, rank and event history (free it) */
+static char *close_state(const char *user, const char *tid)
+{
+  char k[5][256];
+  snprintf(k[0], sizeof k[0], "%strade:%s", kp(), tid);
+  snprintf(k[1], sizeof k[1], "%suser:%s", kp(), user);
+  snprintf(k[2], sizeof k[2], "%suser:%s:pnl_days", kp(), user);
+  snprintf(k[3], sizeof k[3], "%srank", kp());
+  snprintf(k[4], sizeof k[4], "%sh:user:%s", kp(), user);
+  const char *cmds[5][4] = {{"HGETALL", k[0]}, {"HGETALL", k[1]}, {"HGETALL", k[2]},
+                            {"ZSCORE", k[3], user}, {"XRANGE", k[4], "-", "+"}};
+  int argc[5] = {2, 2, 2, 3, 4};
+  char *out = calloc(1, 1);
+  size_t len = 0;
+  for (int i = 0; i < 5; i++) {
+    sortie_reply *r = rcmd(argc[i], cmds[i]);
+    cr_assert_not_null(r);
+    append_reply(&out, &len, r);
+    sortie_reply_free(r);
+  }
+  return out;
+}
+
+/* the close of tid is refused with `status`/`slug` (and `field` if not NULL),
+ * and nothing at all changed */
+static void close_refused(const char *user, const char *tid, const char *body, long status,
+                          const char *slug, const char *field)
+{
+  char *before = close_state(user, tid);
+  struct http_resp r;
+  cr_assert_eq(close_trade(tid, body, &r), status, "close with %s: %ld %s", body, r.status, r.body);
+  cr_assert(is_problem(&r), "not problem+json: %s", r.body);
+  const char *type = jget_str(r.json, "type");
+  cr_assert(type && strstr(type, slug), "type %s, want %s", type ? type : "(none)", slug);
+  if (field)
+    cr_assert_str_eq(jget_str(r.json, "field") ? jget_str(r.json, "field") : "(none)", field);
+  const char *detail = jget_str(r.json, "detail");
+  cr_assert(detail && *detail, "no detail: %s", r.body);
+  cr_log_info("%ld %s", r.status, r.body);
+  http_free(&r);
+  assert_trade_open(tid);
+  char *after = close_state(user, tid);
+  cr_assert_str_eq(after, before, "a refused close changed Redis");
+  free(after);
+  free(before);
+}
+
+/* A P/L that would take the user's total_pnl past int64 units (what HINCRBY
+ * holds) is a 422 naming the field, and books nothing: the trade stays OPEN,
+ * so once the total is fixed the close goes through. (It used to set the trade
+ * CLOSED, then fail the HINCRBY: a 500, and a 409 for ever after.) */
+Test(trades, a_pnl_overflowing_the_running_total_is_422_and_changes_nothing)
+{
+  char user[96], tid[64];
+  snprintf(user, sizeof user, "%s", uniq("u"));
+  open_buy(user, tid, sizeof tid);
+  hset(user, "user", "total_pnl", "9223372036854775000"); /* 92233720368.54775000 */
+  close_refused(user, tid, "{\"exit_price\":\"150.10\"}", 422, "invalid-field", "exit_price");
+  close_refused(user, tid, "{\"pnl\":\"1.00\"}", 422, "invalid-field", "pnl");
+  json_object *ev = user_events(user);
+  cr_assert_eq(count_type(ev, "trade_closed"), 0);
+  json_object_put(ev);
+
+  /* a loss still fits: only what cannot be stored is refused; then normal again */
+  hset(user, "user", "total_pnl", "0");
+  struct http_resp r;
+  cr_assert_eq(close_trade(tid, "{\"pnl\":\"1.00\"}", &r), 200, "%s", r.body);
+  assert_money(r.json, "stats.total_pnl", "1.00");
+  http_free(&r);
+  char *st = hget(tid, "trade", "status"), *tot = hget(user, "user", "total_pnl");
+  cr_assert_str_eq(st, "CLOSED");
+  cr_assert_str_eq(tot, "100000000");
+  free(st);
+  free(tot);
+  ev = user_events(user);
+  cr_assert_eq(count_type(ev, "trade_closed"), 1);
+  json_object_put(ev);
+}
+
+/* the same for the day's P/L bucket, which can overflow on its own (a big
+ * loss booked earlier in the total, big wins today) */
+Test(trades, a_pnl_overflowing_the_days_pnl_is_422_and_changes_nothing)
+{
+  char user[96], tid[64], day[128];
+  snprintf(user, sizeof user, "%s", uniq("u"));
+  open_buy(user, tid, sizeof tid);
+  snprintf(day, sizeof day, "%s:pnl_days", user);
+  char today[32];
+  snprintf(today, sizeof today, "%lld", now_ms() / 86400000);
+  hset(day, "user", today, "-9223372036854775000");
+  close_refused(user, tid, "{\"pnl\":\"-1.00\"}", 422, "invalid-field", "pnl");
+  hset(day, "user", today, "0");
+  close_ok(tid, "{\"pnl\":\"-1.00\"}");
+}
+
+/* stored data a write would fail on (a counter that is not an integer, a
+ * history key of another type) is a 500 that writes nothing */
+Test(trades, unusable_stored_data_is_500_and_changes_nothing)
+{
+  char user[96], tid[64], k[256];
+  snprintf(user, sizeof user, "%s", uniq("u"));
+  open_buy(user, tid, sizeof tid);
+
+  hset(user, "user", "wins", "many");
+  close_refused(user, tid, "{\"pnl\":\"2.00\"}", 500, "internal", NULL);
+  hset(user, "user", "wins", "9223372036854775807");
+  close_refused(user, tid, "{\"pnl\":\"2.00\"}", 500, "internal", NULL);
+  hset(user, "user", "wins", "0");
+
+  /* the user's event history is not a stream */
+  snprintf(k, sizeof k, "%sh:user:%s", kp(), user);
+  const char *del[] = {"DEL", k}, *set[] = {"SET", k, "not a stream"};
+  sortie_reply_free(rcmd(2, del));
+  sortie_reply_free(rcmd(3, set));
+  close_refused(user, tid, "{\"pnl\":\"2.00\"}", 500, "internal", NULL);
+  sortie_reply_free(rcmd(2, del));
+
+  close_ok(tid, "{\"pnl\":\"2.00\"}");
+  char *wins = hget(user, "user", "wins");
+  cr_assert_str_eq(wins, "1");
+  free(wins);
+}
+
+/* A history whose newest entry was deleted (XDEL) still has that id as its
+ * top: XADD must pass it. The close takes an id past it instead of failing
+ * halfway. */
+Test(trades, a_history_top_above_its_last_entry_does_not_break_a_close)
+{
+  char user[96], tid[64], k[256], id[32];
+  snprintf(user, sizeof user, "%s", uniq("u"));
+  open_buy(user, tid, sizeof tid);
+  snprintf(k, sizeof k, "%sh:user:%s", kp(), user);
+  long long top = now_ms() + 1500;
+  snprintf(id, sizeof id, "%lld-0", top);
+  const char *xa[] = {"XADD", k, id, "t", "x", "d", "{}", "p", "0-0"};
+  sortie_reply *r0 = rcmd(9, xa);
+  cr_assert(r0 && sortie_reply_type(r0) == SORTIE_REPLY_STRING);
+  sortie_reply_free(r0);
+  const char *xd[] = {"XDEL", k, id};
+  cr_assert_eq(rinteger(3, xd), 1);
+
+  struct http_resp r;
+  cr_assert_eq(close_trade(tid, "{\"pnl\":\"3.00\"}", &r), 200, "%s", r.body);
+  http_free(&r);
+  json_object *ev = user_events(user);
+  json_object *c = last_of(ev, "trade_closed");
+  cr_assert_not_null(c);
+  long long ms = atoll(jget_str(c, "id"));
+  cr_assert(ms >= top, "trade_closed id %s is not past the history's top %s", jget_str(c, "id"),
+            id);
+  json_object_put(ev);
+}
+
 Test(trades, unknown_trade_is_404)
 {
   const char *bodies[] = {"{\"pnl\":\"1.00\"}", "{\"exit_price\":\"150.00\"}"};
