@@ -3,7 +3,9 @@
  * ago than retention.signal_s, and trims channel histories older than
  * history.max_age_s. Each step on one signal or channel is one atomic script,
  * so two runs at once, or a run killed halfway, never expire a signal twice or
- * lose anything.   sortie-expire [-c CONFIG] [-q] */
+ * lose anything. Exits 1 if Redis went away, or if stored data kept a signal
+ * from being expired or purged (each is named on stderr; nothing of it was
+ * written, and the next run tries again).   sortie-expire [-c CONFIG] [-q] */
 #include "app.h"
 #include "log.h"
 #include "redis.h"
@@ -19,10 +21,12 @@
 /* Runs `s` for each member of sorted set `set` with a score up to `max`, in
  * batches; returns how many times the script answered {1}, or -1 if Redis went
  * away. The scripts take a member off the set when they are done with it ({1},
- * or {2} for a stale one); only those answering {0} stay, and the next batch
- * starts past them. */
+ * or {2} for a stale one); only those answering {0} (not due) or {3, why}
+ * (stored data it could not use, nothing written) stay, and the next batch
+ * starts past them. Each {3}, and each error reply, is said on stderr and in
+ * the log and counted in *refused. */
 static long each_member(struct sortie_app *app, const char *set, const char *max,
-                        enum sortie_lua s, const char *extra)
+                        enum sortie_lua s, const char *extra, long *refused)
 {
   char key[256];
   snprintf(key, sizeof key, "%s%s", app->cfg.redis_prefix, set);
@@ -50,11 +54,24 @@ static long each_member(struct sortie_app *app, const char *set, const char *max
         return -1;
       }
       const sortie_reply *x = sortie_reply_at(r, 0);
-      long long v = x && sortie_reply_type(x) == SORTIE_REPLY_INTEGER ? sortie_reply_int(x) : 0;
-      if (v == 1)
+      long long v = x && sortie_reply_type(x) == SORTIE_REPLY_INTEGER ? sortie_reply_int(x) : 3;
+      if (v == 1) {
         done++;
-      else if (v == 0)
+      } else if (v == 0 || v == 3) {
         kept++; /* still in the set: step over it next batch */
+      }
+      if (v == 3) {
+        size_t wl = 0;
+        const sortie_reply *w = sortie_reply_type(r) == SORTIE_REPLY_ERROR ? r : sortie_reply_at(r, 1);
+        const char *why = w ? sortie_reply_str(w, &wl) : NULL;
+        if (why == NULL) {
+          why = "unexpected reply";
+          wl = strlen(why);
+        }
+        fprintf(stderr, "sortie-expire: %s %s left as it is: %.*s\n", set, idb, (int)wl, why);
+        LOG_ERROR("expire", "%s %s left as it is: %.*s", set, idb, (int)wl, why);
+        (*refused)++;
+      }
       sortie_reply_free(r);
     }
     sortie_reply_free(rep);
@@ -141,8 +158,11 @@ int main(int argc, char **argv)
   char purge_max[24];
   snprintf(purge_max, sizeof purge_max, "%lld", (long long)now - app.cfg.retention_signal_s);
 
-  long expired = each_member(&app, "active", nowb, SORTIE_LUA_EXPIRE, NULL);
-  long purged = expired < 0 ? -1 : each_member(&app, "ended", purge_max, SORTIE_LUA_PURGE, keepb);
+  long refused = 0;
+  long expired = each_member(&app, "active", nowb, SORTIE_LUA_EXPIRE, NULL, &refused);
+  long purged = expired < 0 ? -1
+                            : each_member(&app, "ended", purge_max, SORTIE_LUA_PURGE, keepb,
+                                          &refused);
   long dropped = 0;
   long trimmed = purged < 0 ? -1
                             : trim_channels(&app, ((long long)now - app.cfg.history_max_age_s) * 1000,
@@ -158,6 +178,8 @@ int main(int argc, char **argv)
     if (!quiet)
       printf("expired %ld signal(s), purged %ld, trimmed %ld event(s), dropped %ld idle "
              "channel(s)\n", expired, purged, trimmed, dropped);
+    if (refused > 0) /* said one by one above; a later run tries them again */
+      rc = 1;
   }
   sortie_app_free(&app);
   return rc;

@@ -403,6 +403,218 @@ Test(expire, tidied_members_do_not_hide_due_signals_in_the_next_batch)
   cr_assert_eq(left, 0, "one run left %d of %d due signals ACTIVE", left, DUE);
 }
 
+/* writes n signals straight into Redis in the layout POST /api/signals uses,
+ * ACTIVE and already past expires_at (so a test does not wait for n API calls
+ * or for a ttl) */
+static void make_due_signals(int n, char (*sids)[96], const char *prefix)
+{
+  char k[256], exp[32], created[32];
+  long long now = now_s();
+  snprintf(exp, sizeof exp, "%lld", now - 5);
+  snprintf(created, sizeof created, "%lld", now - 60);
+  for (int i = 0; i < n; i++) {
+    snprintf(sids[i], 96, "%s", uniq(prefix));
+    const char *h[] = {"HSET", key(k, sizeof k, "signal:%s", sids[i]), "id", sids[i], "symbol",
+                       "AAPL", "direction", "BUY", "entry", "145.75", "stop_loss", "140.00",
+                       "take_profit", "160.00", "expires_at", exp, "title", "t", "briefing", "",
+                       "status", "ACTIVE", "created_at", created, "created_by", "test-feed",
+                       "fire_count", "0"};
+    must_ok(rcmd((int)(sizeof h / sizeof h[0]), h));
+    const char *za[] = {"ZADD", key(k, sizeof k, "active"), exp, sids[i]};
+    must_ok(rcmd(4, za));
+    const char *zs[] = {"ZADD", key(k, sizeof k, "signals"), created, sids[i]};
+    must_ok(rcmd(4, zs));
+  }
+}
+
+static int count_expired(int n, char (*sids)[96])
+{
+  int c = 0;
+  for (int i = 0; i < n; i++) {
+    char *st = status_of(sids[i]);
+    c += st && strcmp(st, "EXPIRED") == 0;
+    free(st);
+  }
+  return c;
+}
+
+/* how many system_log lines on `admin` say "signal <sid> expired", per signal
+ * (counts[i] for sids[i]); the admin history holds about history.maxlen
+ * (1000) lines, so n must stay well under that */
+static void count_expired_lines(int n, char (*sids)[96], int *counts)
+{
+  char k[256];
+  const char *av[] = {"XRANGE", key(k, sizeof k, "h:admin"), "-", "+"};
+  sortie_reply *r = rcmd(4, av);
+  cr_assert_not_null(r);
+  memset(counts, 0, sizeof(int) * (size_t)n);
+  for (size_t i = 0; i < sortie_reply_len(r); i++) {
+    const sortie_reply *fields = sortie_reply_at(sortie_reply_at(r, i), 1);
+    for (size_t j = 0; fields && j + 1 < sortie_reply_len(fields); j += 2) {
+      size_t fl, dl;
+      const char *f = sortie_reply_str(sortie_reply_at(fields, j), &fl);
+      if (f == NULL || fl != 1 || f[0] != 'd')
+        continue;
+      const char *d = sortie_reply_str(sortie_reply_at(fields, j + 1), &dl);
+      char line[512];
+      snprintf(line, sizeof line, "%.*s", (int)dl, d ? d : "");
+      for (int s = 0; s < n; s++) {
+        char want[160];
+        snprintf(want, sizeof want, "\"signal %.96s expired\"", sids[s]);
+        if (strstr(line, want))
+          counts[s]++;
+      }
+    }
+  }
+  sortie_reply_free(r);
+}
+
+/* Item 9 of issue 9: two runs at once, each killed (SIGKILL) at its own point
+ * in the middle, round after round; then one clean run. Every step on one
+ * signal is one atomic script, so whatever point a run dies at, a signal is
+ * either not touched yet or expired whole: none expired twice (two events,
+ * two log lines, a second ended_at), none left ACTIVE after the clean run. */
+Test(expire, runs_killed_halfway_expire_each_signal_exactly_once)
+{
+  world_lock(LOCK_EX);
+  enum { N = 300, ROUNDS = 5 };
+  static char sids[N][96];
+  make_due_signals(N, sids, "kill");
+
+  /* The kill points move through the work: in round r the first run dies once
+   * the due signals left fall to about N * (1 - (r + 0.5) / ROUNDS) (polled,
+   * so the kill lands while runs are at work whatever the machine's speed), the
+   * other r ms later (at once in round 0); which run dies first alternates. */
+  char ak[256];
+  key(ak, sizeof ak, "active");
+  int killed = 0, finished = 0;
+  for (int round = 0; round < ROUNDS; round++) {
+    int barrier[2];
+    cr_assert_eq(pipe2(barrier, O_CLOEXEC), 0);
+    const char *argv[] = {expire_bin(), "-q", NULL};
+    struct proc_spec s = {.argv = argv, .timeout_ms = 30000, .barrier = barrier};
+    struct proc p[2];
+    for (int i = 0; i < 2; i++)
+      cr_assert_eq(proc_start(&s, &p[i]), 0);
+    long long target = (long long)N * (2 * ROUNDS - 2 * round - 1) / (2 * ROUNDS), left = 0;
+    char nowb[32];
+    snprintf(nowb, sizeof nowb, "%lld", now_s());
+    const char *zc[] = {"ZCOUNT", ak, "-inf", nowb};
+    long long t0 = proc_now_ms();
+    close(barrier[1]);
+    close(barrier[0]);
+    while ((left = rinteger(4, zc)) > target && proc_now_ms() - t0 < 10000)
+      ;
+    int first = round % 2;
+    kill(p[first].pid, SIGKILL);
+    long long t1 = proc_now_ms();
+    if (round > 0)
+      usleep((useconds_t)round * 1000);
+    kill(p[1 - first].pid, SIGKILL);
+    for (int i = 0; i < 2; i++) {
+      struct proc_result r;
+      proc_finish(&p[i], &r);
+      cr_assert(!r.timed_out);
+      if (r.signal == SIGKILL)
+        killed++;
+      else
+        cr_assert(r.exited && r.code == 0, "round %d run %d: exit %d; stderr: %s", round, i,
+                  r.code, r.err);
+      finished += r.exited;
+      proc_result_free(&r);
+    }
+    cr_log_info("round %d: first kill after %lld ms with %lld of %d due signals left, the "
+                "second %d ms later; %d of %d expired so far",
+                round, t1 - t0, left, N, round, count_expired(N, sids), N);
+  }
+  cr_log_info("%d run(s) killed, %d ran to the end before their kill", killed, finished);
+  cr_assert(killed > 0, "no run was killed: the test killed nothing halfway");
+
+  run_expire_ok();
+
+  int active = 0, twice = 0, none = 0, bad_ended = 0, lines_twice = 0, lines_none = 0;
+  static int lines[N];
+  count_expired_lines(N, sids, lines);
+  for (int i = 0; i < N; i++) {
+    char k[256], ch[128];
+    char *st = status_of(sids[i]);
+    active += st == NULL || strcmp(st, "EXPIRED") != 0;
+    free(st);
+    snprintf(ch, sizeof ch, "mission:%.96s", sids[i]);
+    int e = count_events(ch, "mission_status_update", NULL, 0);
+    twice += e > 1;
+    none += e == 0;
+    char *ended_at = hget(key(k, sizeof k, "signal:%s", sids[i]), "ended_at");
+    char *in_ended = zscore("ended", sids[i]);
+    char *in_active = zscore("active", sids[i]);
+    bad_ended += ended_at == NULL || in_ended == NULL || in_active != NULL ||
+                 strcmp(ended_at, in_ended) != 0;
+    free(ended_at);
+    free(in_ended);
+    free(in_active);
+    lines_twice += lines[i] > 1;
+    lines_none += lines[i] == 0;
+  }
+  cr_log_info("%d signals: %d EXPIRED, %d still ACTIVE; events: %d with none, %d with two or "
+              "more; log lines: %d with none, %d with two or more; %d with ended/active sets "
+              "out of step",
+              N, N - active, active, none, twice, lines_none, lines_twice, bad_ended);
+  cr_expect_eq(active, 0, "%d signal(s) still ACTIVE after a clean run", active);
+  cr_expect_eq(twice, 0, "%d signal(s) got two or more mission_status_update", twice);
+  cr_expect_eq(none, 0, "%d signal(s) got no mission_status_update", none);
+  cr_expect_eq(lines_twice, 0, "%d signal(s) logged as expired twice", lines_twice);
+  cr_expect_eq(lines_none, 0, "%d signal(s) never logged as expired", lines_none);
+  cr_expect_eq(bad_ended, 0, "%d signal(s) with ended_at, ended and active out of step",
+               bad_ended);
+}
+
+/* Stored data the expire script would fail on halfway (here the admin
+ * history, where it logs, not a stream) keeps the signal ACTIVE and untouched,
+ * says so and exits 1; once fixed, the next run expires it once. */
+Test(expire, unusable_stored_data_leaves_the_signal_untouched_and_exits_1)
+{
+  world_lock(LOCK_EX);
+  static char sids[1][96];
+  char k[256], ch[128], tmp[300];
+  make_due_signals(1, sids, "stuck");
+  snprintf(ch, sizeof ch, "mission:%.96s", sids[0]);
+  /* the admin history is put aside (RENAME) and a string stands in for it */
+  key(k, sizeof k, "h:admin");
+  snprintf(tmp, sizeof tmp, "%.256s.aside", k);
+  const char *ren[] = {"RENAME", k, tmp}, *back[] = {"RENAME", tmp, k}, *del[] = {"DEL", k};
+  int had = exists(k) == 1;
+  if (had)
+    must_ok(rcmd(3, ren));
+  const char *set[] = {"SET", k, "not a stream"};
+  must_ok(rcmd(3, set));
+
+  struct proc_result r;
+  run_expire(NULL, "-q", &r);
+  must_ok(rcmd(2, del));
+  if (had)
+    must_ok(rcmd(3, back));
+  cr_assert(r.exited && r.code == 1, "exit %d signal %d; stderr: %s", r.code, r.signal, r.err);
+  cr_assert(strstr(r.err, sids[0]) != NULL, "stderr does not name the signal: %s", r.err);
+  cr_log_info("%s", r.err);
+  proc_result_free(&r);
+  char *st = status_of(sids[0]);
+  cr_assert_str_eq(st ? st : "(none)", "ACTIVE");
+  free(st);
+  char *ended = hget(key(k, sizeof k, "signal:%s", sids[0]), "ended_at");
+  cr_assert_null(ended, "ended_at set: %s", ended);
+  char *a = zscore("active", sids[0]), *e = zscore("ended", sids[0]);
+  cr_assert_not_null(a, "taken off the active set");
+  cr_assert_null(e, "put in the ended set");
+  free(a);
+  cr_assert_eq(count_events(ch, "mission_status_update", NULL, 0), 0);
+
+  run_expire_ok();
+  st = status_of(sids[0]);
+  cr_assert_str_eq(st ? st : "(none)", "EXPIRED");
+  free(st);
+  cr_assert_eq(count_events(ch, "mission_status_update", NULL, 0), 1);
+}
+
 /* ---- retention ---- */
 
 Test(expire, retention_drops_old_signal_data_but_keeps_trades)
