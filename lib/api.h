@@ -40,8 +40,14 @@ sortie_handler sortie_page_missing;      /* GET  /mission/<not an id>: the HTML 
 #define SORTIE_R_PAGE          {"GET", "/mission/{}", sortie_page_mission, SORTIE_ROUTE_PUBLIC}, \
                                {"GET", "/mission/{*}", sortie_page_missing, SORTIE_ROUTE_PUBLIC}
 
-/** 503 for Redis being unreachable (api_reply.c). */
+/** 503 after a Redis call returned NULL (api_reply.c): redis-unavailable when
+ * the command never reached Redis (nothing was written), outcome-unknown when
+ * it was sent and no reply came (see sortie_problem_outcome). */
 void sortie_problem_redis(struct sortie_resp *r, struct sortie_app *app);
+/** 503 outcome-unknown: a write may or may not have been done (no reply in
+ * time, or fewer replicas than api.fire_wait_replicas confirmed it). `why` and
+ * `how` (how the client learns the outcome) go into the detail. */
+void sortie_problem_outcome(struct sortie_resp *r, const char *why, const char *how);
 
 /** Passes a script's reply on: {status, json[, ...]}. For status >= 400 the
  * json is {slug, detail, extras} and becomes problem+json. Returns the status

@@ -7,9 +7,23 @@
 
 #include <string.h>
 
+void sortie_problem_outcome(struct sortie_resp *r, const char *why, const char *how)
+{
+  json_object *x = json_object_new_object();
+  json_object_object_add(x, "retry_after", json_object_new_int(1));
+  sortie_problem(r, 503, "outcome-unknown", x, "%s: the outcome is unknown; %s", why, how);
+  sortie_resp_header(r, "Retry-After", "1");
+}
+
 void sortie_problem_redis(struct sortie_resp *r, struct sortie_app *app)
 {
   LOG_ERROR("redis", "%s", sortie_redis_errstr(app->redis));
+  if (sortie_redis_outcome_unknown(app->redis)) {
+    sortie_problem_outcome(r, "the event store took the request but did not answer in time, so "
+                           "it may or may not have been done", "send the same request again to "
+                           "learn it");
+    return;
+  }
   json_object *x = json_object_new_object();
   json_object_object_add(x, "retry_after", json_object_new_int(1));
   sortie_problem(r, 503, "redis-unavailable", x, "the event store is unreachable; nothing was "

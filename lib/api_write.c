@@ -12,18 +12,77 @@
 
 #define ARG(s) (s), strlen(s)
 
-/* Runs a script and writes its answer; 503 if Redis is unreachable. */
-static const char *run(struct sortie_app *app, struct sortie_resp *resp, enum sortie_lua s,
-                       int flags, int argc, const char **argv, const size_t *lens, int *status)
+/* How a client learns the outcome of each write after a 503 outcome-unknown
+ * (docs/API.md says the same) */
+#define HOW_FIRE "retry with the same Idempotency-Key to learn it: the answer is the fire's " \
+                 "real result (without a key, a fire that was written answers 409 " \
+                 "duplicate-fire with its trade_id)"
+#define HOW_SIGNAL "send the same request again to learn it: with an id, 409 duplicate-signal " \
+                   "means it was created (without an id it cannot be told: give one)"
+#define HOW_CLOSE "send the same request again to learn it: 409 already-closed means the " \
+                  "trade is closed"
+#define HOW_PUBLISH "a publish is not idempotent: read the channel with GET /api/events from a " \
+                    "cursor taken before publishing to see whether the event is there, before " \
+                    "publishing it again"
+
+/* Runs a write's script and writes its answer. When Redis does not answer, the
+ * 503 says whether the write may have been done (outcome-unknown, with `how`:
+ * how the client learns the outcome) or surely was not (redis-unavailable).
+ * With api.fire_wait_replicas on, a 2xx is given only once that many replicas
+ * have acknowledged the write (WAIT); else the outcome is unknown too: the
+ * write may be lost with the primary in a failover. */
+static const char *run(struct sortie_app *app, struct sortie_resp *resp, const char *how,
+                       enum sortie_lua s, int argc, const char **argv, const size_t *lens,
+                       int *status)
 {
-  sortie_reply *rep = sortie_redis_script(app->redis, s, flags, argc, argv, lens);
+  sortie_reply *rep = sortie_redis_script(app->redis, s, 0, argc, argv, lens);
   *status = 0;
   if (rep == NULL) {
-    sortie_problem_redis(resp, app);
+    if (sortie_redis_outcome_unknown(app->redis)) {
+      LOG_ERROR("redis", "%s", sortie_redis_errstr(app->redis));
+      sortie_problem_outcome(resp, "the event store took the request but did not answer in "
+                             "time, so it may or may not have been done", how);
+    } else {
+      sortie_problem_redis(resp, app);
+    }
     return NULL;
   }
+  const sortie_reply *st = sortie_reply_at(rep, 0), *extra = sortie_reply_at(rep, 2);
+  int want = app->cfg.api_fire_wait_replicas, ms = app->cfg.api_fire_wait_timeout_ms;
+  if (want > 0 && st && sortie_reply_type(st) == SORTIE_REPLY_INTEGER &&
+      sortie_reply_int(st) >= 200 && sortie_reply_int(st) < 300) {
+    int got = 0;
+    if (extra) {
+      /* a replay wrote nothing, and WAIT covers only what this connection
+       * wrote: a PUBLISH (replicated, no key) moves its mark past the
+       * replayed write */
+      char ch[128];
+      snprintf(ch, sizeof ch, "%swait", app->cfg.redis_prefix);
+      const char *av[] = {"PUBLISH", ch, ""};
+      sortie_reply *p = sortie_redis_cmd(app->redis, 0, 3, av, NULL);
+      if (p == NULL || sortie_reply_type(p) == SORTIE_REPLY_ERROR)
+        got = -1;
+      sortie_reply_free(p);
+    }
+    if (got == 0)
+      got = sortie_redis_wait(app->redis, want, ms);
+    if (got < want) {
+      char why[200];
+      if (got < 0) {
+        LOG_ERROR("redis", "%s", sortie_redis_errstr(app->redis));
+        snprintf(why, sizeof why, "done on the primary, but whether %d replica(s) have it "
+                 "could not be learnt", want);
+      } else {
+        LOG_WARN("redis", "WAIT: %d of %d replicas acknowledged within %d ms", got, want, ms);
+        snprintf(why, sizeof why, "done on the primary, but only %d of %d replica(s) confirmed "
+                 "it within %d ms, so a failover may lose it", got, want, ms);
+      }
+      sortie_problem_outcome(resp, why, how);
+      sortie_reply_free(rep);
+      return NULL;
+    }
+  }
   *status = sortie_resp_from_script(resp, app, rep);
-  const sortie_reply *extra = sortie_reply_at(rep, 2);
   const char *x = NULL;
   if (extra && sortie_reply_type(extra) == SORTIE_REPLY_STRING) {
     size_t n;
@@ -126,7 +185,7 @@ void sortie_api_fire(struct sortie_app *app, struct sortie_req *req, struct sort
   snprintf(ttl, sizeof ttl, "%d", app->cfg.api_idempotency_ttl_s);
   const char *argv[] = {sid, uid, tsbuf, window, rate, idem, ttl};
   int status;
-  if (run(app, resp, SORTIE_LUA_FIRE, 0, 7, argv, NULL, &status))
+  if (run(app, resp, HOW_FIRE, SORTIE_LUA_FIRE, 7, argv, NULL, &status))
     sortie_resp_header(resp, "Idempotent-Replayed", "true");
 }
 
@@ -247,7 +306,7 @@ void sortie_api_signal_create(struct sortie_app *app, struct sortie_req *req,
   size_t lens[] = {strlen(id), symlen, strlen(direction), strlen(es), strlen(sls), strlen(tps),
                    strlen(exps), strlen(ttls), tlen, blen, strlen(req->who.sub)};
   int status;
-  run(app, resp, SORTIE_LUA_SIGNAL_CREATE, 0, 11, argv, lens, &status);
+  run(app, resp, HOW_SIGNAL, SORTIE_LUA_SIGNAL_CREATE, 11, argv, lens, &status);
   if (status == 201) {
     json_object *o = json_tokener_parse(resp->body.base);
     json_object *v;
@@ -319,7 +378,7 @@ void sortie_api_trade_close(struct sortie_app *app, struct sortie_req *req,
   snprintf(th, sizeof th, "%s", app->cfg.trading_drawdown_alert_pct);
   const char *argv[] = {tid, units_text, pnl_text, exit_text, th};
   int status;
-  run(app, resp, SORTIE_LUA_TRADE_CLOSE, 0, 5, argv, NULL, &status);
+  run(app, resp, HOW_CLOSE, SORTIE_LUA_TRADE_CLOSE, 5, argv, NULL, &status);
 }
 
 void sortie_api_publish(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)
@@ -365,5 +424,5 @@ void sortie_api_publish(struct sortie_app *app, struct sortie_req *req, struct s
   const char *argv[] = {ch, type, ds};
   size_t lens[] = {chl, tl, dl};
   int status;
-  run(app, resp, SORTIE_LUA_PUBLISH, 0, 3, argv, lens, &status);
+  run(app, resp, HOW_PUBLISH, SORTIE_LUA_PUBLISH, 3, argv, lens, &status);
 }

@@ -44,6 +44,8 @@ static const struct key keys[] = {
     I("api.fire_rate_per_min", api_fire_rate_per_min, "10", 1, 1000000),
     I("api.fire_window_s", api_fire_window_s, "300", 1, 86400 * 365),
     I("api.idempotency_ttl_s", api_idempotency_ttl_s, "86400", 60, 86400 * 30),
+    I("api.fire_wait_replicas", api_fire_wait_replicas, "0", 0, 100),
+    I("api.fire_wait_timeout_ms", api_fire_wait_timeout_ms, "1000", 1, 60000),
     S("api.problem_base", api_problem_base, "/problems/"),
     S("api.www_root", api_www_root, "/usr/share/sortie/www"),
     I("history.maxlen", history_maxlen, "1000", 10, 10000000),

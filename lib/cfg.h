@@ -34,6 +34,8 @@ struct sortie_cfg {
   int api_fire_rate_per_min;
   int api_fire_window_s;
   int api_idempotency_ttl_s;
+  int api_fire_wait_replicas;   /* WAIT for this many replicas before a 2xx write (0: off) */
+  int api_fire_wait_timeout_ms;
   char api_problem_base[256];
   char api_www_root[512];
   /* history and retention */

@@ -37,6 +37,7 @@ static const struct {
     {"idempotency-key-reused", "Idempotency-Key reused"},
     {"rate-limited", "Too many requests"},
     {"redis-unavailable", "Storage unavailable"},
+    {"outcome-unknown", "Outcome unknown"},
     {"internal", "Internal error"},
 };
 

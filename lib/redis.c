@@ -18,6 +18,7 @@ struct sortie_redis {
   redisContext *ctx;
   char err[256];
   struct sortie_script_env env;
+  int unknown; /* the last NULL came after the command was sent (see redis.h) */
 };
 
 static char sha_hex[SORTIE_LUA_COUNT][41];
@@ -165,23 +166,87 @@ static int looks_dead(redisContext *ctx)
   return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
+int sortie_redis_outcome_unknown(const struct sortie_redis *r)
+{
+  return r->unknown;
+}
+
+static const char *ctx_errstr(const redisContext *ctx)
+{
+  return ctx->errstr[0] ? ctx->errstr : "I/O error";
+}
+
+/* Writes the command in ctx's output buffer. When a write fails, Redis has at
+ * most a part of the command before the connection closes (drop()), and Redis
+ * runs no command it has not read whole: the command did not run. */
+static int send_all(redisContext *ctx)
+{
+  int done = 0;
+  while (!done)
+    if (redisBufferWrite(ctx, &done) == REDIS_ERR)
+      return -1;
+  return 0;
+}
+
 sortie_reply *sortie_redis_cmd(struct sortie_redis *r, int flags, int argc, const char **argv,
                                const size_t *lens)
 {
+  r->unknown = 0;
   for (int attempt = 0; attempt < 2; attempt++) {
     if (r->ctx && looks_dead(r->ctx))
       drop(r);
     if (r->ctx == NULL && connect_now(r) < 0)
       return NULL;
-    redisReply *rep = redisCommandArgv(r->ctx, argc, argv, lens);
-    if (rep)
-      return (sortie_reply *)rep;
-    snprintf(r->err, sizeof r->err, "redis: %s", r->ctx->errstr[0] ? r->ctx->errstr : "I/O error");
+    if (redisAppendCommandArgv(r->ctx, argc, argv, lens) != REDIS_OK) {
+      snprintf(r->err, sizeof r->err, "redis: %s", ctx_errstr(r->ctx));
+      drop(r);
+      return NULL;
+    }
+    if (send_all(r->ctx) < 0) {
+      /* never ran: sending it again is safe for any command */
+      snprintf(r->err, sizeof r->err, "redis: sending: %s", ctx_errstr(r->ctx));
+      drop(r);
+      continue;
+    }
+    void *rep = NULL;
+    if (redisGetReply(r->ctx, &rep) == REDIS_OK && rep)
+      return rep;
+    snprintf(r->err, sizeof r->err, "redis: no reply: %s", ctx_errstr(r->ctx));
     drop(r);
-    if (!(flags & SORTIE_REDIS_IDEMPOTENT))
+    if (!(flags & SORTIE_REDIS_IDEMPOTENT)) {
+      r->unknown = 1; /* Redis may have run it, or may run it still */
       break;
+    }
   }
   return NULL;
+}
+
+int sortie_redis_wait(struct sortie_redis *r, int replicas, int timeout_ms)
+{
+  r->unknown = 0;
+  if (r->ctx == NULL) {
+    snprintf(r->err, sizeof r->err, "redis WAIT: the connection that wrote is gone");
+    return -1;
+  }
+  /* Redis answers WAIT by timeout_ms: read for that long plus the usual timeout */
+  long t = (long)timeout_ms + r->cfg->redis_timeout_ms, d = r->cfg->redis_timeout_ms;
+  struct timeval tv = {t / 1000, (t % 1000) * 1000}, dflt = {d / 1000, (d % 1000) * 1000};
+  redisSetTimeout(r->ctx, tv);
+  redisReply *rep = redisCommand(r->ctx, "WAIT %d %d", replicas, timeout_ms);
+  if (rep == NULL) {
+    snprintf(r->err, sizeof r->err, "redis WAIT: %s", ctx_errstr(r->ctx));
+    drop(r);
+    return -1;
+  }
+  redisSetTimeout(r->ctx, dflt);
+  int got = -1;
+  if (rep->type == REDIS_REPLY_INTEGER)
+    got = (int)rep->integer;
+  else
+    snprintf(r->err, sizeof r->err, "redis WAIT: %s",
+             rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+  freeReplyObject(rep);
+  return got;
 }
 
 sortie_reply *sortie_redis_script(struct sortie_redis *r, enum sortie_lua s, int flags, int argc,
@@ -191,6 +256,7 @@ sortie_reply *sortie_redis_script(struct sortie_redis *r, enum sortie_lua s, int
   const char *av[FIXED + 64];
   size_t al[FIXED + 64];
   if (argc > 64) {
+    r->unknown = 0;
     snprintf(r->err, sizeof r->err, "too many script arguments");
     return NULL;
   }

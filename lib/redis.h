@@ -42,6 +42,17 @@ const char *sortie_redis_errstr(const struct sortie_redis *r);
  * sortie_redis_errstr). An error reply is a reply, not NULL. */
 sortie_reply *sortie_redis_cmd(struct sortie_redis *r, int flags, int argc, const char **argv,
                                const size_t *lens);
+/** After a call above returned NULL: 1 if its command had been sent and no
+ * reply came in time (it was not idempotent, so it was not sent again): Redis
+ * may have run it, or may run it still. 0 if it never reached Redis whole (no
+ * connection, or the write failed), so nothing ran. */
+int sortie_redis_outcome_unknown(const struct sortie_redis *r);
+/** WAIT: blocks until `replicas` replicas have acknowledged every write made on
+ * this connection so far, or `timeout_ms` (> 0) passed. Returns how many did,
+ * or -1 (no reply, an error reply, or the connection that wrote is gone: see
+ * sortie_redis_errstr). Never reconnects: WAIT on another connection would
+ * vouch for nothing. */
+int sortie_redis_wait(struct sortie_redis *r, int replicas, int timeout_ms);
 /** Runs script `s` with no KEYS and `argc` arguments, after the three common
  * ones (prefix, history length, starting equity) that this function adds. Uses
  * EVALSHA; on NOSCRIPT sends the source with EVAL (which also caches it). */
