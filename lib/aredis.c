@@ -49,6 +49,14 @@ struct sortie_aredis {
   uint64_t backoff;
   struct sortie_timer retry;
   struct sortie_timer connect_deadline;
+  /* Sentinel (redis.sentinels set): `ac` is first a link to sentinel
+   * `sentinel_i`, asked for the primary; then a link to the primary it named
+   * (have_addr), ready once ROLE says master. `tried`: sentinels asked in
+   * this round, which ends with a backoff once each has failed. */
+  enum { PH_SENTINEL, PH_PRIMARY } phase;
+  int sentinel_i, tried, have_addr;
+  char primary_host[256];
+  int primary_port;
   struct sortie_script_env env;
   char prefix[96];    /* "<prefix>ch:": what every channel's Redis name starts with */
   size_t prefix_len;
@@ -220,11 +228,84 @@ static void schedule_retry(struct sortie_aredis *r)
   sortie_timer_arm(&r->retry, r->backoff);
 }
 
+static void on_setup(redisAsyncContext *ac, void *reply, void *priv)
+{
+  (void)priv;
+  redisReply *rep = reply;
+  if (rep && rep->type == REDIS_REPLY_ERROR) {
+    LOG_ERROR("redis", "AUTH/SELECT refused: %s", rep->str);
+    redisAsyncDisconnect(ac);
+  }
+}
+
+static void become_ready(struct sortie_aredis *r)
+{
+  sortie_timer_stop(&r->connect_deadline);
+  int again = r->was_ready;
+  r->backoff = 0;
+  r->tried = 0;
+  r->ready = 1;
+  r->was_ready = 1;
+  LOG_INFO("redis", "%s connection ready", r->name);
+  if (r->cbs.up)
+    r->cbs.up(r->ud, again);
+}
+
+/* Sentinel: this attempt failed; the next one asks the next sentinel, at once
+ * unless every sentinel has failed in this round (then after the backoff).
+ * Never connects from inside a hiredis callback: through the retry timer. */
+static void sentinel_next(struct sortie_aredis *r)
+{
+  r->have_addr = 0;
+  r->sentinel_i++;
+  if (++r->tried >= sortie_redis_sentinel_count(r->cfg)) {
+    r->tried = 0;
+    schedule_retry(r);
+  } else {
+    sortie_timer_arm(&r->retry, 0);
+  }
+}
+
+static void on_master_addr(redisAsyncContext *ac, void *reply, void *priv)
+{
+  (void)priv;
+  struct sortie_aredis *r = ac->data;
+  if (r == NULL || r->ac != ac || reply == NULL)
+    return; /* torn down: on_disconnect decides */
+  char why[160];
+  if (sortie_redis_sentinel_answer(reply, r->primary_host, sizeof r->primary_host,
+                                   &r->primary_port, why, sizeof why) == 0)
+    r->have_addr = 1;
+  else
+    LOG_WARN("redis", "%s: sentinel %d, master '%s': %s", r->name, r->sentinel_i + 1,
+             r->cfg->redis_master_name, why);
+  redisAsyncDisconnect(ac); /* then on_disconnect, PH_SENTINEL */
+}
+
+static void on_role(redisAsyncContext *ac, void *reply, void *priv)
+{
+  (void)priv;
+  struct sortie_aredis *r = ac->data;
+  if (r == NULL || r->ac != ac || reply == NULL)
+    return;
+  char why[160];
+  if (sortie_redis_role_master(reply, why, sizeof why)) {
+    become_ready(r);
+    return;
+  }
+  /* a sentinel that has not seen the failover yet, or one under way */
+  LOG_WARN("redis", "%s: %s:%d is not the primary (%s); asking the sentinels again", r->name,
+           r->primary_host, r->primary_port, why);
+  r->sentinel_i++;
+  redisAsyncDisconnect(ac); /* then on_disconnect: lost(), a backoff */
+}
+
 static void lost(struct sortie_aredis *r)
 {
   int was_ready = r->ready;
   r->ready = 0;
   r->ac = NULL;
+  r->have_addr = 0;
   sortie_timer_stop(&r->connect_deadline);
   syncs_fail(r);
   if (was_ready) {
@@ -239,18 +320,18 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 {
   (void)status;
   struct sortie_aredis *r = ac->data;
-  if (r && r->ac == ac)
-    lost(r);
-}
-
-static void on_setup(redisAsyncContext *ac, void *reply, void *priv)
-{
-  (void)priv;
-  redisReply *rep = reply;
-  if (rep && rep->type == REDIS_REPLY_ERROR) {
-    LOG_ERROR("redis", "AUTH/SELECT refused: %s", rep->str);
-    redisAsyncDisconnect(ac);
+  if (r == NULL || r->ac != ac)
+    return;
+  if (r->phase == PH_SENTINEL) {
+    r->ac = NULL;
+    sortie_timer_stop(&r->connect_deadline);
+    if (r->have_addr)
+      sortie_timer_arm(&r->retry, 0); /* on to the primary it named */
+    else
+      sentinel_next(r);
+    return;
   }
+  lost(r);
 }
 
 static void on_connect(const redisAsyncContext *cac, int status)
@@ -259,25 +340,37 @@ static void on_connect(const redisAsyncContext *cac, int status)
   struct sortie_aredis *r = ac->data;
   if (r == NULL || r->ac != ac)
     return;
-  sortie_timer_stop(&r->connect_deadline);
   if (status != REDIS_OK) {
-    LOG_WARN("redis", "%s: cannot connect: %s", r->name, ac->errstr);
+    sortie_timer_stop(&r->connect_deadline);
     r->ac = NULL; /* hiredis frees the context after this callback */
+    if (r->phase == PH_SENTINEL) {
+      LOG_WARN("redis", "%s: sentinel %d: %s", r->name, r->sentinel_i + 1, ac->errstr);
+      sentinel_next(r);
+      return;
+    }
+    LOG_WARN("redis", "%s: cannot connect: %s", r->name, ac->errstr);
+    r->have_addr = 0;
     schedule_retry(r);
     return;
+  }
+  if (r->phase == PH_SENTINEL) {
+    const char *av[3];
+    int n = sortie_redis_sentinel_ask(r->cfg, av);
+    redisAsyncCommandArgv(ac, on_master_addr, NULL, n, av, NULL);
+    return; /* the deadline still runs: a sentinel that does not answer is passed over */
   }
   const char *av[2][2];
   char db[16];
   int n = sortie_redis_setup(r->cfg, av, db);
   for (int i = 0; i < n; i++)
     redisAsyncCommandArgv(ac, on_setup, NULL, 2, av[i], NULL);
-  int again = r->was_ready;
-  r->backoff = 0;
-  r->ready = 1;
-  r->was_ready = 1;
-  LOG_INFO("redis", "%s connection ready", r->name);
-  if (r->cbs.up)
-    r->cbs.up(r->ud, again);
+  if (sortie_redis_use_sentinel(r->cfg)) {
+    /* ready only once ROLE says master (the deadline runs until then) */
+    const char *role[] = {"ROLE"};
+    redisAsyncCommandArgv(ac, on_role, NULL, 1, role, NULL);
+    return;
+  }
+  become_ready(r);
 }
 
 static void on_connect_deadline(struct sortie_timer *t)
@@ -285,7 +378,8 @@ static void on_connect_deadline(struct sortie_timer *t)
   struct sortie_aredis *r =
       (struct sortie_aredis *)((char *)t - offsetof(struct sortie_aredis, connect_deadline));
   if (r->ac && !r->ready) {
-    LOG_WARN("redis", "%s: connect timed out", r->name);
+    LOG_WARN("redis", "%s: %s timed out", r->name,
+             r->phase == PH_SENTINEL ? "asking a sentinel" : "connect");
     redisAsyncContext *ac = r->ac;
     r->ac = NULL;
     ac->data = NULL;
@@ -293,20 +387,32 @@ static void on_connect_deadline(struct sortie_timer *t)
     if (r->in_loop)
       sortie_io_del(r->loop, &r->io);
     r->in_loop = 0;
-    schedule_retry(r);
+    if (r->phase == PH_SENTINEL) {
+      sentinel_next(r);
+    } else {
+      r->have_addr = 0;
+      schedule_retry(r);
+    }
   }
 }
 
-static void connect_now(struct sortie_aredis *r)
+/* Starts an async connection to host:port (host NULL: redis.socket) in
+ * phase `ph`, given `deadline_ms` to be ready. */
+static void start_link(struct sortie_aredis *r, int ph, const char *host, int port,
+                       uint64_t deadline_ms)
 {
   const struct sortie_cfg *cfg = r->cfg;
-  redisAsyncContext *ac = cfg->redis_socket[0] ? redisAsyncConnectUnix(cfg->redis_socket)
-                                               : redisAsyncConnect(cfg->redis_host, cfg->redis_port);
+  r->phase = ph;
+  redisAsyncContext *ac = host ? redisAsyncConnect(host, port)
+                               : redisAsyncConnectUnix(cfg->redis_socket);
   if (ac == NULL || ac->err) {
     LOG_WARN("redis", "%s: %s", r->name, ac ? ac->errstr : "out of memory");
     if (ac)
       redisAsyncFree(ac);
-    schedule_retry(r);
+    if (ph == PH_SENTINEL)
+      sentinel_next(r);
+    else
+      schedule_retry(r);
     return;
   }
   r->ac = ac;
@@ -323,7 +429,33 @@ static void connect_now(struct sortie_aredis *r)
   redisAsyncSetConnectCallback(ac, on_connect);
   redisAsyncSetDisconnectCallback(ac, on_disconnect);
   /* hiredis 0.14 has no async connect timeout of its own */
-  sortie_timer_arm(&r->connect_deadline, (uint64_t)cfg->redis_timeout_ms * 2 + 500);
+  sortie_timer_arm(&r->connect_deadline, deadline_ms);
+}
+
+static void connect_now(struct sortie_aredis *r)
+{
+  const struct sortie_cfg *cfg = r->cfg;
+  uint64_t deadline = (uint64_t)cfg->redis_timeout_ms * 2 + 500;
+  if (!sortie_redis_use_sentinel(cfg)) {
+    start_link(r, PH_PRIMARY, cfg->redis_socket[0] ? NULL : cfg->redis_host, cfg->redis_port,
+               deadline);
+    return;
+  }
+  if (r->have_addr) {
+    r->have_addr = 0;
+    start_link(r, PH_PRIMARY, r->primary_host, r->primary_port, deadline);
+    return;
+  }
+  int n = sortie_redis_sentinel_count(cfg);
+  r->sentinel_i %= n;
+  char host[256], why[160];
+  int port;
+  if (sortie_redis_sentinel_at(cfg, r->sentinel_i, host, sizeof host, &port, why, sizeof why)) {
+    LOG_ERROR("redis", "%s: %s", r->name, why);
+    sentinel_next(r);
+    return;
+  }
+  start_link(r, PH_SENTINEL, host, port, (uint64_t)sortie_redis_sentinel_timeout_ms(cfg) * 2);
 }
 
 struct sortie_aredis *sortie_aredis_new(struct sortie_loop *l, const struct sortie_cfg *cfg,
@@ -468,7 +600,6 @@ static int script_send(struct script_req *q)
 
 static void on_script(redisAsyncContext *ac, void *reply, void *priv)
 {
-  (void)ac;
   struct script_req *q = priv;
   redisReply *x = reply;
   if (sortie_redis_noscript(x) && !q->retried) {
@@ -476,6 +607,11 @@ static void on_script(redisAsyncContext *ac, void *reply, void *priv)
     if (script_send(q) == 0)
       return;
     x = NULL;
+  }
+  if (sortie_redis_readonly(x) && q->r->ac == ac && q->r->ready) {
+    /* a demoted primary (a failover we missed): find the new one */
+    LOG_WARN("redis", "%s: the server became a replica; asking the sentinels again", q->r->name);
+    redisAsyncDisconnect(ac);
   }
   if (x && x->type == REDIS_REPLY_ERROR) {
     LOG_ERROR("redis", "script %s failed: %s", sortie_lua_name[q->lua], x->str);

@@ -36,6 +36,8 @@ static const struct key keys[] = {
     I("redis.db", redis_db, "0", 0, 1024),
     I("redis.timeout_ms", redis_timeout_ms, "1000", 10, 60000),
     S("redis.prefix", redis_prefix, "sortie:"),
+    S("redis.sentinels", redis_sentinels, ""),
+    S("redis.master_name", redis_master_name, "mymaster"),
     S("jwt.alg", jwt_alg, "HS256"),
     S("jwt.secret_file", jwt_secret_file, "/etc/sortie/jwt.secret"),
     S("jwt.public_key_file", jwt_public_key_file, ""),

@@ -24,6 +24,8 @@ struct sortie_cfg {
   int redis_db;
   int redis_timeout_ms;
   char redis_prefix[64];
+  char redis_sentinels[512];   /* "host:port,host:port": find the primary through Sentinel */
+  char redis_master_name[64];  /* the name the sentinels monitor it under */
   /* identity */
   char jwt_alg[8];              /* HS256 or RS256 */
   char jwt_secret_file[512];    /* HS256 shared secret */

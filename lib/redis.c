@@ -18,6 +18,7 @@ struct sortie_redis {
   redisContext *ctx;
   char err[256];
   struct sortie_script_env env;
+  int sentinel_first; /* the sentinel that named the primary last (from 0) */
   int unknown; /* the last NULL came after the command was sent (see redis.h) */
 };
 
@@ -87,6 +88,127 @@ int sortie_redis_noscript(const struct redisReply *r)
   return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
+int sortie_redis_use_sentinel(const struct sortie_cfg *c)
+{
+  for (const char *p = c->redis_sentinels; *p; p++)
+    if (*p != ' ' && *p != ',')
+      return 1;
+  return 0;
+}
+
+int sortie_redis_sentinel_timeout_ms(const struct sortie_cfg *c)
+{
+  return c->redis_timeout_ms < 500 ? c->redis_timeout_ms : 500;
+}
+
+int sortie_redis_sentinel_at(const struct sortie_cfg *c, int i, char *host, size_t hn, int *port,
+                             char *err, size_t errlen)
+{
+  const char *p = c->redis_sentinels;
+  for (int k = 0;; k++) {
+    while (*p == ' ' || *p == ',')
+      p++;
+    if (*p == '\0')
+      return 1;
+    const char *end = p + strcspn(p, ", ");
+    if (k < i) {
+      p = end;
+      continue;
+    }
+    /* host:port; the port after the last ':' (an IPv6 host has its own) */
+    const char *colon = NULL;
+    for (const char *q = p; q < end; q++)
+      if (*q == ':')
+        colon = q;
+    char *pend;
+    long v = colon ? strtol(colon + 1, &pend, 10) : 0;
+    if (colon == NULL || colon == p || pend != end || v < 1 || v > 65535 ||
+        (size_t)(colon - p) >= hn) {
+      snprintf(err, errlen, "redis.sentinels: '%.*s' is not host:port", (int)(end - p), p);
+      return -1;
+    }
+    memcpy(host, p, (size_t)(colon - p));
+    host[colon - p] = '\0';
+    *port = (int)v;
+    return 0;
+  }
+}
+
+int sortie_redis_sentinel_count(const struct sortie_cfg *c)
+{
+  int n = 0;
+  for (const char *p = c->redis_sentinels; *p;) {
+    while (*p == ' ' || *p == ',')
+      p++;
+    if (*p)
+      n++;
+    p += strcspn(p, ", ");
+  }
+  return n;
+}
+
+int sortie_redis_sentinel_ask(const struct sortie_cfg *c, const char *av[3])
+{
+  av[0] = "SENTINEL";
+  av[1] = "get-master-addr-by-name";
+  av[2] = c->redis_master_name;
+  return 3;
+}
+
+int sortie_redis_sentinel_answer(const struct redisReply *rep, char *host, size_t hn, int *port,
+                                 char *err, size_t errlen)
+{
+  if (rep == NULL) {
+    snprintf(err, errlen, "no answer");
+    return -1;
+  }
+  if (rep->type == REDIS_REPLY_ERROR) {
+    snprintf(err, errlen, "%s", rep->str);
+    return -1;
+  }
+  if (rep->type == REDIS_REPLY_NIL) {
+    snprintf(err, errlen, "it knows no master of that name");
+    return -1;
+  }
+  if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+      rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_STRING ||
+      rep->element[0]->len >= hn) {
+    snprintf(err, errlen, "not an address");
+    return -1;
+  }
+  char *end;
+  long v = strtol(rep->element[1]->str, &end, 10);
+  if (*end != '\0' || v < 1 || v > 65535) {
+    snprintf(err, errlen, "not a port: %s", rep->element[1]->str);
+    return -1;
+  }
+  memcpy(host, rep->element[0]->str, rep->element[0]->len + 1);
+  *port = (int)v;
+  return 0;
+}
+
+int sortie_redis_role_master(const struct redisReply *rep, char *err, size_t errlen)
+{
+  if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+      rep->element[0]->type == REDIS_REPLY_STRING) {
+    if (strcmp(rep->element[0]->str, "master") == 0)
+      return 1;
+    snprintf(err, errlen, "ROLE says %s", rep->element[0]->str);
+    return 0;
+  }
+  snprintf(err, errlen, "ROLE: %s", rep == NULL ? "no answer"
+                                   : rep->type == REDIS_REPLY_ERROR ? rep->str
+                                                                    : "unexpected reply");
+  return 0;
+}
+
+int sortie_redis_readonly(const struct redisReply *rep)
+{
+  /* a script's error carries the refused call's error after its own text */
+  return rep && rep->type == REDIS_REPLY_ERROR &&
+         (strncmp(rep->str, "READONLY", 8) == 0 || strstr(rep->str, "-READONLY") != NULL);
+}
+
 struct sortie_redis *sortie_redis_new(const struct sortie_cfg *c)
 {
   struct sortie_redis *r = sortie_xcalloc(1, sizeof *r);
@@ -117,15 +239,22 @@ static void drop(struct sortie_redis *r)
   }
 }
 
-static int connect_now(struct sortie_redis *r)
+static struct timeval ms_tv(int ms)
+{
+  return (struct timeval){ms / 1000, (ms % 1000) * 1000};
+}
+
+/* Connects r->ctx to one address (`host` NULL: redis.socket) and sends AUTH
+ * and SELECT. 0, or -1 with r->err set and no connection. */
+static int connect_to(struct sortie_redis *r, const char *host, int port)
 {
   const struct sortie_cfg *c = r->cfg;
-  struct timeval tv = {c->redis_timeout_ms / 1000, (c->redis_timeout_ms % 1000) * 1000};
+  struct timeval tv = ms_tv(c->redis_timeout_ms);
   drop(r);
-  if (c->redis_socket[0])
+  if (host == NULL)
     r->ctx = redisConnectUnixWithTimeout(c->redis_socket, tv);
   else
-    r->ctx = redisConnectWithTimeout(c->redis_host, c->redis_port, tv);
+    r->ctx = redisConnectWithTimeout(host, port, tv);
   if (r->ctx == NULL || r->ctx->err) {
     snprintf(r->err, sizeof r->err, "connect to redis: %s",
              r->ctx ? r->ctx->errstr : "out of memory");
@@ -152,6 +281,82 @@ fail:
     freeReplyObject(rep);
   drop(r);
   return -1;
+}
+
+/* Asks sentinel `i` where the primary is. 0 with host/port; 1 when there is
+ * no sentinel `i`; -1 with the reason in why. */
+static int ask_sentinel(struct sortie_redis *r, int i, char *host, size_t hn, int *port, char *why,
+                        size_t wn)
+{
+  const struct sortie_cfg *c = r->cfg;
+  char shost[256];
+  int sport, rc = sortie_redis_sentinel_at(c, i, shost, sizeof shost, &sport, why, wn);
+  if (rc != 0)
+    return rc;
+  struct timeval tv = ms_tv(sortie_redis_sentinel_timeout_ms(c));
+  redisContext *s = redisConnectWithTimeout(shost, sport, tv);
+  if (s == NULL || s->err) {
+    snprintf(why, wn, "sentinel %.64s:%d: %.120s", shost, sport, s ? s->errstr : "out of memory");
+    if (s)
+      redisFree(s);
+    return -1;
+  }
+  redisSetTimeout(s, tv);
+  const char *av[3];
+  int ac = sortie_redis_sentinel_ask(c, av);
+  redisReply *rep = redisCommandArgv(s, ac, av, NULL);
+  char sub[160];
+  rc = sortie_redis_sentinel_answer(rep, host, hn, port, sub, sizeof sub);
+  if (rc < 0)
+    snprintf(why, wn, "sentinel %.64s:%d: master '%.63s': %.100s", shost, sport,
+             c->redis_master_name, rep ? sub : s->errstr);
+  if (rep)
+    freeReplyObject(rep);
+  redisFree(s);
+  return rc;
+}
+
+/* The primary through Sentinel: each sentinel in turn, from the one that
+ * answered last, names it; the first that names a server whose ROLE is
+ * master wins. */
+static int connect_sentinel(struct sortie_redis *r)
+{
+  char why[256] = "redis.sentinels is empty";
+  int n = sortie_redis_sentinel_count(r->cfg);
+  for (int k = 0; k < n; k++) {
+    int i = (r->sentinel_first + k) % n;
+    char host[256];
+    int port;
+    if (ask_sentinel(r, i, host, sizeof host, &port, why, sizeof why) != 0)
+      continue;
+    if (connect_to(r, host, port) < 0) {
+      snprintf(why, sizeof why, "%.200s (named by sentinel %d)", r->err, i + 1);
+      continue;
+    }
+    redisReply *rep = redisCommand(r->ctx, "ROLE");
+    char sub[160];
+    int ok = sortie_redis_role_master(rep, sub, sizeof sub);
+    if (rep)
+      freeReplyObject(rep);
+    if (ok) {
+      r->sentinel_first = i;
+      return 0;
+    }
+    /* a stale sentinel, or a failover under way: ask the next one */
+    snprintf(why, sizeof why, "%.64s:%d named by sentinel %d is not the primary: %.120s", host,
+             port, i + 1, sub);
+    drop(r);
+  }
+  snprintf(r->err, sizeof r->err, "no primary through Sentinel: %s", why);
+  return -1;
+}
+
+static int connect_now(struct sortie_redis *r)
+{
+  const struct sortie_cfg *c = r->cfg;
+  if (sortie_redis_use_sentinel(c))
+    return connect_sentinel(r);
+  return connect_to(r, c->redis_socket[0] ? NULL : c->redis_host, c->redis_port);
 }
 
 /* A connection that Redis closed (restart, timeout) shows as readable with EOF
@@ -270,6 +475,15 @@ sortie_reply *sortie_redis_script(struct sortie_redis *r, enum sortie_lua s, int
     freeReplyObject(rep);
     sortie_script_head(av, al, &r->env, r->cfg, s, 1);
     rep = (redisReply *)sortie_redis_cmd(r, flags, FIXED + argc, av, al);
+  }
+  if (sortie_redis_readonly(rep)) {
+    /* a demoted primary (a failover under way, or one this connection
+     * missed): the script wrote nothing; the next call finds the primary */
+    snprintf(r->err, sizeof r->err, "redis: script %s refused by a replica (READONLY)",
+             sortie_lua_name[s]);
+    freeReplyObject(rep);
+    drop(r);
+    return NULL;
   }
   if (rep && rep->type == REDIS_REPLY_ERROR)
     LOG_ERROR("redis", "script %s failed: %s", sortie_lua_name[s], rep->str);

@@ -55,7 +55,9 @@ int sortie_redis_outcome_unknown(const struct sortie_redis *r);
 int sortie_redis_wait(struct sortie_redis *r, int replicas, int timeout_ms);
 /** Runs script `s` with no KEYS and `argc` arguments, after the three common
  * ones (prefix, history length, starting equity) that this function adds. Uses
- * EVALSHA; on NOSCRIPT sends the source with EVAL (which also caches it). */
+ * EVALSHA; on NOSCRIPT sends the source with EVAL (which also caches it). A
+ * READONLY refusal (the server is a replica now: nothing was written) returns
+ * NULL and drops the connection, so that the next call finds the primary. */
 sortie_reply *sortie_redis_script(struct sortie_redis *r, enum sortie_lua s, int flags, int argc,
                                   const char **argv, const size_t *lens);
 

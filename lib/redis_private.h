@@ -41,4 +41,35 @@ struct redisReply;
  * then the call is sent again with EVAL and the source. */
 int sortie_redis_noscript(const struct redisReply *r);
 
+/* Redis Sentinel (redis.sentinels, redis.master_name): both clients ask the
+ * sentinels in turn for the primary's address, connect to it and check with
+ * ROLE that it is one (a sentinel's view may be stale). */
+
+/** Whether redis.sentinels is set: then redis.host, redis.port and
+ * redis.socket are not used. */
+int sortie_redis_use_sentinel(const struct sortie_cfg *c);
+/** How long a sentinel gets to connect and to answer: redis.timeout_ms, at
+ * most 500 ms (one silent sentinel must not eat a request's time). */
+int sortie_redis_sentinel_timeout_ms(const struct sortie_cfg *c);
+/** The address of sentinel `i` (from 0) of redis.sentinels ("host:port,
+ * host:port", spaces allowed) into host (size hn) and *port. 0; 1 when there
+ * is no sentinel `i`; -1 when entry `i` is not host:port (err says so). */
+int sortie_redis_sentinel_at(const struct sortie_cfg *c, int i, char *host, size_t hn, int *port,
+                             char *err, size_t errlen);
+/** How many entries redis.sentinels has. */
+int sortie_redis_sentinel_count(const struct sortie_cfg *c);
+/** The argv of SENTINEL get-master-addr-by-name <redis.master_name>
+ * (pointers into cfg and static strings: borrowed). Returns 3, the argc. */
+int sortie_redis_sentinel_ask(const struct sortie_cfg *c, const char *av[3]);
+/** Reads the answer to that question: 0 with host (size hn) and *port; -1
+ * with the reason in err (no such master: nil; an error reply; not an address). */
+int sortie_redis_sentinel_answer(const struct redisReply *rep, char *host, size_t hn, int *port,
+                                 char *err, size_t errlen);
+/** Whether a reply to ROLE says "master" (else the reason into err). */
+int sortie_redis_role_master(const struct redisReply *rep, char *err, size_t errlen);
+/** Whether an error reply says the server is a read-only replica (READONLY,
+ * also inside a script's error): then the connection is to a demoted
+ * primary, nothing was written, and it is dropped to find the new one. */
+int sortie_redis_readonly(const struct redisReply *rep);
+
 #endif
