@@ -25,6 +25,8 @@
 
 /* the program's extra configuration, if it set one with SORTIE_WORLD_CONF */
 __attribute__((weak)) const char *sortie_world_extra_conf = NULL;
+/* and its hook, if it set one with SORTIE_WORLD_PREPARE */
+__attribute__((weak)) const char *(*sortie_world_prepare)(void) = NULL;
 
 ReportHook(PRE_ALL)(struct criterion_test_set *set)
 {
@@ -38,7 +40,7 @@ ReportHook(POST_ALL)(struct criterion_global_stats *st)
   world_stop();
 }
 
-static int free_port(void)
+int world_free_port(void)
 {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -80,9 +82,9 @@ void world_start(const char *extra_conf)
   }
   chmod(tmpl, 0755);
   char port[16], push[16], redis[16], base[64], pbase[64], conf[600];
-  int p1 = free_port(), p2, p3;
-  do p2 = free_port(); while (p2 == p1);
-  do p3 = free_port(); while (p3 == p1 || p3 == p2);
+  int p1 = world_free_port(), p2, p3;
+  do p2 = world_free_port(); while (p2 == p1);
+  do p3 = world_free_port(); while (p3 == p1 || p3 == p2);
   snprintf(port, sizeof port, "%d", p1);
   snprintf(push, sizeof push, "%d", p2);
   snprintf(redis, sizeof redis, "%d", p3);
@@ -98,6 +100,18 @@ void world_start(const char *extra_conf)
   setenv("SORTIE_CONF", conf, 1);
   if (extra_conf)
     setenv("SORTIE_EXTRA_CONF", extra_conf, 1);
+  if (sortie_world_prepare) {
+    const char *more = sortie_world_prepare();
+    if (more) {
+      char *all = NULL;
+      if (asprintf(&all, "%s\n%s", extra_conf ? extra_conf : "", more) < 0) {
+        perror("asprintf");
+        exit(2);
+      }
+      setenv("SORTIE_EXTRA_CONF", all, 1);
+      free(all);
+    }
+  }
   if (stack("start") != 0) {
     fprintf(stderr, "harness: the stack did not start; logs in %s/log\n", tmpl);
     stack("stop");

@@ -19,8 +19,21 @@
  *   SORTIE_WORLD_CONF("api.fire_rate_per_min = 1000\n"); */
 #define SORTIE_WORLD_CONF(text) const char *sortie_world_extra_conf = (text)
 
+/* A program whose world needs more than fixed lines: servers of its own beside
+ * the stack, or settings known only at run time (Sentinel: a replica and the
+ * sentinels on free ports). world_start calls `fn` once the run folder and the
+ * ports are chosen (world_run(), world_redis_port() and world_free_port()
+ * work) and before it starts the stack; the text `fn` returns (static, or
+ * NULL) goes into sortie.conf after SORTIE_WORLD_CONF's. Servers `fn` starts
+ * write their pid files into world_run()/extra/ (NAME.pid): stopping the world
+ * (also from tests/run.sh after a crash) stops them.
+ *   SORTIE_WORLD_PREPARE(start_sentinels); */
+#define SORTIE_WORLD_PREPARE(fn) const char *(*sortie_world_prepare)(void) = (fn)
+
 void world_start(const char *extra_conf);
 void world_stop(void);
+/* a free TCP port on 127.0.0.1 */
+int world_free_port(void);
 
 /* the world, read from the environment world_start() set */
 const char *world_base(void);      /* http://127.0.0.1:PORT */

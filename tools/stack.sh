@@ -9,6 +9,8 @@
 #   tools/stack.sh stop    stop what `start` started (by the pids it recorded)
 #   tools/stack.sh pushd-stop | pushd-start   just the push daemon (tests)
 #   tools/stack.sh apache-stop | apache-start just Apache (benchmarks)
+#   tools/stack.sh api-restart               just the FastCGI pool, which reads
+#                                            sortie.conf again (tests)
 #
 # Environment: BUILD (build folder, default build), PORT (Apache, 8080),
 # PUSH_PORT (8081), REDIS_PORT (6390), WORKERS (FastCGI pool size, 8),
@@ -74,6 +76,8 @@ do_stop() {
   stop_pid "$RUN/apache/httpd.pid"
   stop_pid "$RUN/pushd.pid"
   stop_pid "$RUN/api.pid"
+  # servers a test started beside the stack (a replica, sentinels)
+  for f in "$RUN"/extra/*.pid; do stop_pid "$f"; done
   stop_pid "$RUN/redis/redis.pid"
   say "stopped the stack in $RUN"
 }
@@ -116,6 +120,14 @@ start_apache() {
     die "apache did not serve /health on port $PORT (see $RUN/log/apache-error.log)"
 }
 
+# the FastCGI pool
+start_api() {
+  setsid "$BUILD/cgi-bin/sortie-api" -c "$RUN/sortie.conf" -s "$RUN/api.sock" -n "$WORKERS" \
+    -p "$RUN/api.pid" -m 666 </dev/null >>"$RUN/log/sortie.log" 2>&1 &
+  wait_for "test -S '$RUN/api.sock' && test -s '$RUN/api.pid'" 100 ||
+    die "the FastCGI pool did not start (see $RUN/log/sortie.log)"
+}
+
 start_pushd() {
   [ -x "$BUILD/bin/sortie-pushd" ] || return 0
   setsid "$BUILD/bin/sortie-pushd" -c "$RUN/sortie.conf" -p "$RUN/pushd.pid" \
@@ -153,12 +165,7 @@ do_start() {
   wait_for "redis-cli -p $REDIS_PORT ping | grep -q PONG" 100 ||
     die "redis did not answer on port $REDIS_PORT (see $RUN/log/redis.log)"
 
-  # the FastCGI pool
-  setsid "$BUILD/cgi-bin/sortie-api" -c "$RUN/sortie.conf" -s "$RUN/api.sock" -n "$WORKERS" \
-    -p "$RUN/api.pid" -m 666 </dev/null >>"$RUN/log/sortie.log" 2>&1 &
-  wait_for "test -S '$RUN/api.sock' && test -s '$RUN/api.pid'" 100 ||
-    die "the FastCGI pool did not start (see $RUN/log/sortie.log)"
-
+  start_api
   start_pushd
   start_apache
   if [ "${SORTIE_NO_DEMO:-0}" != 1 ]; then
@@ -205,6 +212,11 @@ case "${1:-}" in
     ;;
   apache-start)
     start_apache
+    ;;
+  api-restart)
+    stop_pid "$RUN/api.pid"
+    rm -f "$RUN/api.sock"
+    start_api
     ;;
   run)
     trap 'echo; do_stop; exit 0' INT TERM
