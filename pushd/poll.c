@@ -28,7 +28,12 @@ struct poll_state {
   uint8_t answered;        /* resumed with a response to give */
   uint8_t finished;        /* libmicrohttpd is done with the request */
   uint8_t live;            /* history is behind us */
+  uint8_t overdue;         /* the timeout passed while history was being read */
 };
+
+/* How long past its timeout a poll waits for its history read (Redis slow or
+ * away): then it is answered with what it has. */
+#define POLL_HISTORY_GRACE_MS 2000
 
 static void move_to(struct poll_state *st, struct pd_evid id)
 {
@@ -60,9 +65,17 @@ static void answer(struct pd_client *c)
     st->wake(st->mhd);
 }
 
+/* The timeout counts from when history has been read: a poll with
+ * timeout=0 answers what is there, not an empty list before the read is
+ * back. A read that does not come back in time is given up on. */
 static void on_timeout(struct sortie_timer *t)
 {
   struct poll_state *st = (struct poll_state *)((char *)t - offsetof(struct poll_state, timeout));
+  if (!st->live && !st->overdue) {
+    st->overdue = 1;
+    sortie_timer_arm(&st->timeout, POLL_HISTORY_GRACE_MS);
+    return;
+  }
   answer(st->c);
 }
 
@@ -107,7 +120,7 @@ static void poll_control(struct pd_client *c, const struct pd_control *m)
   if (m->kind == PD_CTL_CAUGHT_UP) {
     move_to_str(st, m->id);
     st->live = 1;
-    if (st->nitems)
+    if (st->nitems || st->overdue)
       answer(c);
     return;
   }

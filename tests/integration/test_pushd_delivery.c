@@ -593,6 +593,38 @@ Test(delivery, long_poll_returns_missed_events_and_a_new_cursor)
   free(c0);
 }
 
+/* timeout=0 asks for what is there now: the events after the cursor, not an
+ * empty list answered before history was read */
+Test(delivery, long_poll_with_timeout_0_answers_the_events_after_the_cursor)
+{
+  const char *ch = chan("market");
+  char *c0 = cursor_now(ch);
+  char *tok = token_for(uniq("u"), "user");
+  char *ids[2];
+  publish_n(ch, 2, ids);
+  char *path = strf("/poll?channels=%s&cursor=%s&timeout=0", ch, c0);
+  struct pc_resp pr;
+  cr_assert_eq(pd_get(path, tok, NULL, &pr, T_LONG), 0);
+  cr_assert_eq(pr.status, 200, "%s", pr.body);
+  char **items;
+  long n = pc_json_raw_items(pr.body, "events", &items);
+  cr_assert_eq(n, 2, "timeout=0 answered %ld events: %s", n, pr.body);
+  for (int i = 0; i < 2; i++) {
+    char *id = env_id(items[i]);
+    cr_assert_str_eq(id, ids[i]);
+    free(id);
+  }
+  json_object *o = json_tokener_parse(pr.body);
+  cr_assert_str_eq(jget_str(o, "cursor"), ids[1]);
+  json_object_put(o);
+  pc_strv_free(items, n);
+  pc_resp_free(&pr);
+  free_ids(ids, 2);
+  free(path);
+  free(tok);
+  free(c0);
+}
+
 Test(delivery, long_poll_answers_early_when_an_event_comes)
 {
   const char *ch = chan("market");
