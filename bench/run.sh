@@ -3,7 +3,7 @@
 # one run. Every load is bounded in count and time and stops by itself; the
 # servers run on 127.0.0.1 in a temp folder and are stopped at the end.
 #
-#   BUILD=build sh bench/run.sh [pushd|many|fire|rest|all]
+#   BUILD=build sh bench/run.sh [pushd|many|fire|rest|wait|all]
 #
 # Environment (defaults): BENCH_PORT=19480 (Apache; pushd +1, Redis +2),
 # BENCH_SECONDS=10 (per measurement), BENCH_IDLE=5000 (idle connections),
@@ -225,6 +225,10 @@ fi
 
 if [ "$what" = all ] || [ "$what" = rest ]; then
   sh "$here/bench/rest.sh" "$RUN" "$SECS" | tee -a "$report"
+fi
+
+if [ "$what" = all ] || [ "$what" = wait ]; then
+  sh "$here/bench/wait.sh" "$RUN" "$SECS" | tee -a "$report"
 fi
 
 echo ""
