@@ -49,6 +49,9 @@ struct sortie_aredis {
   uint64_t backoff;
   struct sortie_timer retry;
   struct sortie_timer connect_deadline;
+  /* armed while script calls are out: no reply for redis.timeout_ms means
+   * a Redis that does not answer (stopped, stalled), treated as lost */
+  struct sortie_timer reply_deadline;
   /* Sentinel (redis.sentinels set): `ac` is first a link to sentinel
    * `sentinel_i`, asked for the primary; then a link to the primary it named
    * (have_addr), ready once ROLE says master. `tried`: sentinels asked in
@@ -300,6 +303,15 @@ static void on_role(redisAsyncContext *ac, void *reply, void *priv)
   redisAsyncDisconnect(ac); /* then on_disconnect: lost(), a backoff */
 }
 
+static void on_ping(redisAsyncContext *ac, void *reply, void *priv)
+{
+  (void)priv;
+  struct sortie_aredis *r = ac->data;
+  if (r == NULL || r->ac != ac || reply == NULL)
+    return; /* torn down: on_disconnect decides */
+  become_ready(r);
+}
+
 static void lost(struct sortie_aredis *r)
 {
   int was_ready = r->ready;
@@ -307,6 +319,7 @@ static void lost(struct sortie_aredis *r)
   r->ac = NULL;
   r->have_addr = 0;
   sortie_timer_stop(&r->connect_deadline);
+  sortie_timer_stop(&r->reply_deadline);
   syncs_fail(r);
   if (was_ready) {
     LOG_WARN("redis", "%s connection lost; reconnecting", r->name);
@@ -370,7 +383,35 @@ static void on_connect(const redisAsyncContext *cac, int status)
     redisAsyncCommandArgv(ac, on_role, NULL, 1, role, NULL);
     return;
   }
-  become_ready(r);
+  /* ready once Redis has answered: a stopped Redis still completes the TCP
+   * handshake (the kernel does), and must not look up (the deadline runs) */
+  const char *ping[] = {"PING"};
+  redisAsyncCommandArgv(ac, on_ping, NULL, 1, ping, NULL);
+}
+
+/* Frees the context now, outside any hiredis callback: what was pending is
+ * answered NULL; on_disconnect does not run (data is cleared first). */
+static void drop_now(struct sortie_aredis *r)
+{
+  redisAsyncContext *ac = r->ac;
+  r->ac = NULL;
+  ac->data = NULL;
+  redisAsyncFree(ac);
+  if (r->in_loop)
+    sortie_io_del(r->loop, &r->io);
+  r->in_loop = 0;
+}
+
+static void on_reply_deadline(struct sortie_timer *t)
+{
+  struct sortie_aredis *r =
+      (struct sortie_aredis *)((char *)t - offsetof(struct sortie_aredis, reply_deadline));
+  if (r->ac == NULL || !r->ready || r->pending == 0)
+    return;
+  LOG_WARN("redis", "%s: no reply in %d ms to %u call(s); dropping the connection", r->name,
+           r->cfg->redis_timeout_ms, r->pending);
+  drop_now(r);
+  lost(r);
 }
 
 static void on_connect_deadline(struct sortie_timer *t)
@@ -380,13 +421,7 @@ static void on_connect_deadline(struct sortie_timer *t)
   if (r->ac && !r->ready) {
     LOG_WARN("redis", "%s: %s timed out", r->name,
              r->phase == PH_SENTINEL ? "asking a sentinel" : "connect");
-    redisAsyncContext *ac = r->ac;
-    r->ac = NULL;
-    ac->data = NULL;
-    redisAsyncFree(ac);
-    if (r->in_loop)
-      sortie_io_del(r->loop, &r->io);
-    r->in_loop = 0;
+    drop_now(r);
     if (r->phase == PH_SENTINEL) {
       sentinel_next(r);
     } else {
@@ -476,6 +511,7 @@ struct sortie_aredis *sortie_aredis_new(struct sortie_loop *l, const struct sort
   sortie_script_env_init(&r->env, cfg);
   sortie_timer_init(&r->retry, l, on_retry);
   sortie_timer_init(&r->connect_deadline, l, on_connect_deadline);
+  sortie_timer_init(&r->reply_deadline, l, on_reply_deadline);
   sortie_loop_on_turn_end(l, sync_flush, r);
   connect_now(r);
   return r;
@@ -488,6 +524,7 @@ void sortie_aredis_free(struct sortie_aredis *r)
   memset(&r->cbs, 0, sizeof r->cbs);
   sortie_timer_stop(&r->retry);
   sortie_timer_stop(&r->connect_deadline);
+  sortie_timer_stop(&r->reply_deadline);
   if (r->ac) {
     redisAsyncContext *ac = r->ac;
     r->ac = NULL;
@@ -587,6 +624,23 @@ static void req_free(struct script_req *q)
 
 static void on_script(redisAsyncContext *ac, void *reply, void *priv);
 
+/* Calls out on the connection: the reply deadline runs while there are any,
+ * counted again from each reply (a reply is progress). */
+static void pending_sent(struct sortie_aredis *r)
+{
+  if (r->pending++ == 0)
+    sortie_timer_arm(&r->reply_deadline, (uint64_t)r->cfg->redis_timeout_ms);
+}
+
+static void pending_done(struct sortie_aredis *r)
+{
+  r->pending--;
+  if (r->pending && r->ready)
+    sortie_timer_arm(&r->reply_deadline, (uint64_t)r->cfg->redis_timeout_ms);
+  else
+    sortie_timer_stop(&r->reply_deadline);
+}
+
 static int script_send(struct script_req *q)
 {
   struct sortie_aredis *r = q->r;
@@ -617,7 +671,7 @@ static void on_script(redisAsyncContext *ac, void *reply, void *priv)
     LOG_ERROR("redis", "script %s failed: %s", sortie_lua_name[q->lua], x->str);
     x = NULL;
   }
-  q->r->pending--;
+  pending_done(q->r);
   if (q->cb)
     q->cb(q->ud, (const sortie_reply *)x);
   req_free(q);
@@ -652,7 +706,25 @@ int sortie_aredis_script(struct sortie_aredis *r, enum sortie_lua s, int argc,
     req_free(q);
     return -1;
   }
-  r->pending++;
+  pending_sent(r);
+  return 0;
+}
+
+static void on_pong(redisAsyncContext *ac, void *reply, void *priv)
+{
+  (void)ac;
+  (void)reply;
+  pending_done(priv);
+}
+
+int sortie_aredis_ping(struct sortie_aredis *r)
+{
+  if (!r->ready || r->pending)
+    return -1;
+  const char *av[] = {"PING"};
+  if (redisAsyncCommandArgv(r->ac, on_pong, r, 1, av, NULL) != REDIS_OK)
+    return -1;
+  pending_sent(r);
   return 0;
 }
 

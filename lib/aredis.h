@@ -11,7 +11,9 @@
  *
  * Callbacks: every one may be NULL, and none is called from inside a call the
  * user made. A reply callback of a command that was sent runs exactly once:
- * with the reply, or with NULL when it failed or the connection was lost. */
+ * with the reply, or with NULL when it failed or the connection was lost.
+ * A connection on which script calls wait redis.timeout_ms without any reply
+ * (Redis stopped or stalled) counts as lost: dropped, and made again. */
 #ifndef SORTIE_AREDIS_H
 #define SORTIE_AREDIS_H
 
@@ -24,7 +26,8 @@
 struct sortie_aredis;
 
 struct sortie_aredis_cbs {
-  /* the connection is ready (AUTH/SELECT sent); `again` is 1 after a loss */
+  /* the connection is ready (Redis answered, after AUTH/SELECT); `again` is 1
+   * after a loss */
   void (*up)(void *ud, int again);
   /* the connection was lost; what was pending has been answered NULL (sync
    * markers with ok = 0) before this is called */
@@ -61,6 +64,12 @@ int sortie_aredis_unsubscribe(struct sortie_aredis *r, const char *channel);
  * round trip (sent at the end of the turn). -1 (and no callback) when the
  * connection is not ready. */
 int sortie_aredis_sync(struct sortie_aredis *r, void (*cb)(void *ud, int ok), void *ud);
+
+/** A PING on an idle connection that is not subscribed to anything, so that
+ * a Redis that stopped answering is noticed (the reply deadline above) even
+ * when nothing else is asked: 0, or -1 when not sent (not ready, or calls
+ * are out already, which the deadline watches). */
+int sortie_aredis_ping(struct sortie_aredis *r);
 
 /** Script calls sent and not yet answered (a stopping daemon waits for
  * these: a connection-limit slot given back must reach Redis). */

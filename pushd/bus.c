@@ -109,6 +109,12 @@ unsigned pd_bus_pending(void)
   return cmd ? sortie_aredis_pending(cmd) : 0;
 }
 
+void pd_bus_tick(void)
+{
+  if (cmd)
+    sortie_aredis_ping(cmd);
+}
+
 int pd_bus_subscribe(const char *channel)
 {
   return sortie_aredis_subscribe(sub, channel);

@@ -64,6 +64,10 @@ void pd_bus_conns(const char *op, const char *user, const char *conn_id, int lim
 
 /** Script calls on the command link not yet answered. */
 unsigned pd_bus_pending(void);
+/** Once a second: an idle command link is pinged, so that a Redis that
+ * stopped answering is seen as lost (and /health says so) within
+ * redis.timeout_ms even when nothing else is asked of it. */
+void pd_bus_tick(void);
 
 /** Publishes this daemon's admin_stats (lib/lua/admin_stats.lua); the
  * strings here and below are copied. */

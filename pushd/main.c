@@ -66,6 +66,7 @@ static struct sortie_timer t_sse, t_ws, t_limits, t_drain, t_trim, t_admin, t_jo
 
 static void tick_jobs(struct sortie_timer *t)
 {
+  pd_bus_tick();
   pd_resume_tick();
   sortie_timer_arm(t, 1000);
 }
