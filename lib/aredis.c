@@ -18,23 +18,6 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-/* A sync marker is a SUBSCRIBE to a channel of its own ("#sync:<pid>:<n>"; no
- * Sortie channel has a '#'): hiredis 0.14 cannot route a PING's answer in
- * subscribed mode, and a SUBSCRIBE's confirmation comes after every message
- * published before it. The requests of one turn share a marker; markers come
- * back in the order they were sent, so they wait in a FIFO. */
-struct sync_req {
-  void (*cb)(void *ud, int ok);
-  void *ud;
-  struct sync_req *next;
-};
-
-struct sync_marker {
-  uint64_t n;
-  struct sync_req *reqs;
-  struct sync_marker *next;
-};
-
 struct sortie_aredis {
   const char *name;
   const struct sortie_cfg *cfg;
@@ -63,9 +46,6 @@ struct sortie_aredis {
   struct sortie_script_env env;
   char prefix[96];    /* "<prefix>ch:": what every channel's Redis name starts with */
   size_t prefix_len;
-  struct sync_req *sync_batch; /* asked this turn */
-  struct sync_marker *markers, **markers_tail;
-  uint64_t sync_next;
   unsigned pending; /* script calls not yet answered */
 };
 
@@ -127,91 +107,6 @@ static void on_io(struct sortie_io *io, uint32_t events)
     redisAsyncHandleRead(r->ac);
   if (r->ac && (events & EPOLLOUT))
     redisAsyncHandleWrite(r->ac);
-}
-
-/* ---- sync markers ---- */
-
-static void sync_run(struct sync_req *q, int ok)
-{
-  while (q) {
-    struct sync_req *next = q->next;
-    q->cb(q->ud, ok);
-    free(q);
-    q = next;
-  }
-}
-
-static void sync_name(char *out, size_t n, uint64_t k)
-{
-  snprintf(out, n, "#sync:%d:%llu", (int)getpid(), (unsigned long long)k);
-}
-
-/* the connection is gone: every marker fails */
-static void syncs_fail(struct sortie_aredis *r)
-{
-  while (r->markers) {
-    struct sync_marker *m = r->markers;
-    r->markers = m->next;
-    sync_run(m->reqs, 0);
-    free(m);
-  }
-  r->markers_tail = &r->markers;
-  struct sync_req *b = r->sync_batch;
-  r->sync_batch = NULL;
-  sync_run(b, 0);
-}
-
-static int sub_cmd(struct sortie_aredis *r, const char *verb, const char *channel);
-
-static void sync_answered(struct sortie_aredis *r, const char *name, size_t nlen)
-{
-  struct sync_marker *m = r->markers;
-  char want[64];
-  if (m)
-    sync_name(want, sizeof want, m->n);
-  if (m == NULL || strlen(want) != nlen || memcmp(want, name, nlen) != 0)
-    return; /* not ours, or out of order: cannot happen on one connection */
-  r->markers = m->next;
-  if (r->markers == NULL)
-    r->markers_tail = &r->markers;
-  sub_cmd(r, "UNSUBSCRIBE", want);
-  sync_run(m->reqs, 1);
-  free(m);
-}
-
-int sortie_aredis_sync(struct sortie_aredis *r, void (*cb)(void *ud, int ok), void *ud)
-{
-  if (!r->ready)
-    return -1;
-  struct sync_req *q = sortie_xmalloc(sizeof *q);
-  q->cb = cb;
-  q->ud = ud;
-  q->next = r->sync_batch;
-  r->sync_batch = q;
-  return 0;
-}
-
-/* end of turn: one marker for what this turn asked */
-static void sync_flush(void *ud)
-{
-  struct sortie_aredis *r = ud;
-  if (r->sync_batch == NULL)
-    return;
-  char name[64];
-  uint64_t n = ++r->sync_next;
-  sync_name(name, sizeof name, n);
-  struct sync_req *b = r->sync_batch;
-  r->sync_batch = NULL;
-  if (sub_cmd(r, "SUBSCRIBE", name) < 0) {
-    sync_run(b, 0);
-    return;
-  }
-  struct sync_marker *m = sortie_xmalloc(sizeof *m);
-  m->n = n;
-  m->reqs = b;
-  m->next = NULL;
-  *r->markers_tail = m;
-  r->markers_tail = &m->next;
 }
 
 /* ---- connecting ---- */
@@ -320,7 +215,6 @@ static void lost(struct sortie_aredis *r)
   r->have_addr = 0;
   sortie_timer_stop(&r->connect_deadline);
   sortie_timer_stop(&r->reply_deadline);
-  syncs_fail(r);
   if (was_ready) {
     LOG_WARN("redis", "%s connection lost; reconnecting", r->name);
     if (r->cbs.down)
@@ -505,14 +399,12 @@ struct sortie_aredis *sortie_aredis_new(struct sortie_loop *l, const struct sort
     r->cbs = *cbs;
   r->ud = ud;
   r->io.fd = -1;
-  r->markers_tail = &r->markers;
   /* fits: redis.prefix holds at most 63 bytes */
   r->prefix_len = (size_t)sortie_redis_channel_key(cfg, "", r->prefix, sizeof r->prefix);
   sortie_script_env_init(&r->env, cfg);
   sortie_timer_init(&r->retry, l, on_retry);
   sortie_timer_init(&r->connect_deadline, l, on_connect_deadline);
   sortie_timer_init(&r->reply_deadline, l, on_reply_deadline);
-  sortie_loop_on_turn_end(l, sync_flush, r);
   connect_now(r);
   return r;
 }
@@ -533,8 +425,6 @@ void sortie_aredis_free(struct sortie_aredis *r)
     redisAsyncFree(ac); /* pending replies get NULL now; the adapter is cleaned up */
   }
   r->ready = 0;
-  syncs_fail(r);
-  sortie_loop_off_turn_end(r->loop, sync_flush, r);
   free(r);
 }
 
@@ -561,9 +451,6 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
   if (strcmp(kind->str, "message") == 0 && x->element[2]->type == REDIS_REPLY_STRING) {
     if (r->cbs.message)
       r->cbs.message(r->ud, name, nlen, x->element[2]->str, x->element[2]->len);
-  } else if (nlen > 6 && memcmp(name, "#sync:", 6) == 0) {
-    if (strcmp(kind->str, "subscribe") == 0)
-      sync_answered(r, name, nlen);
   } else if (strcmp(kind->str, "subscribe") == 0) {
     if (r->cbs.subscribed)
       r->cbs.subscribed(r->ud, name, nlen);

@@ -5,8 +5,8 @@
  * 5 s) whenever it is lost. It reports upward only through the callbacks it
  * is given; it knows no channel table and no client.
  *
- * Two uses, usually on two connections: pub/sub (subscribe, unsubscribe, and
- * sync markers) and scripts (EVALSHA, EVAL on NOSCRIPT). Channel names are
+ * Two uses, usually on two connections: pub/sub (subscribe, unsubscribe) and
+ * scripts (EVALSHA, EVAL on NOSCRIPT). Channel names are
  * Sortie's ("mission:x"); their Redis names are made here and nowhere else.
  *
  * Callbacks: every one may be NULL, and none is called from inside a call the
@@ -29,8 +29,8 @@ struct sortie_aredis_cbs {
   /* the connection is ready (Redis answered, after AUTH/SELECT); `again` is 1
    * after a loss */
   void (*up)(void *ud, int again);
-  /* the connection was lost; what was pending has been answered NULL (sync
-   * markers with ok = 0) before this is called */
+  /* the connection was lost; what was pending has been answered NULL before
+   * this is called */
   void (*down)(void *ud);
   /* pub/sub: a message on a Sortie channel (bytes borrowed for the call) */
   void (*message)(void *ud, const char *channel, size_t clen, const char *msg, size_t mlen);
@@ -57,13 +57,6 @@ int sortie_aredis_up(const struct sortie_aredis *r);
  * again (down, then up). */
 int sortie_aredis_subscribe(struct sortie_aredis *r, const char *channel);
 int sortie_aredis_unsubscribe(struct sortie_aredis *r, const char *channel);
-
-/** A marker on a subscribed connection: cb(ud, 1) once every message
- * published before it has been handed to `message`, cb(ud, 0) if the
- * connection is lost first. The markers asked in one loop turn share one
- * round trip (sent at the end of the turn). -1 (and no callback) when the
- * connection is not ready. */
-int sortie_aredis_sync(struct sortie_aredis *r, void (*cb)(void *ud, int ok), void *ud);
 
 /** A PING on an idle connection that is not subscribed to anything, so that
  * a Redis that stopped answering is noticed (the reply deadline above) even
