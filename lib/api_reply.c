@@ -67,6 +67,15 @@ int sortie_resp_from_script(struct sortie_resp *r, struct sortie_app *app,
   long long retry = 0;
   if (sortie_json_int(extra, "retry_after", &retry) == 0 && retry > 0)
     sortie_resp_header(r, "Retry-After", "%lld", retry);
+  if (status >= 500) {
+    /* a script's own 500 names Redis keys (stored data it cannot use): that
+     * is for the operator's log, not for the client */
+    LOG_ERROR("redis", "%s", detail);
+    if (strncmp(detail, "nothing was changed", 19) == 0)
+      detail = "nothing was changed: stored data could not be used (the server log says which)";
+    else
+      detail = "the server log says what went wrong";
+  }
   sortie_problem(r, status, slug, extra, "%s", detail);
   if (o)
     json_object_put(o);

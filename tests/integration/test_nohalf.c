@@ -83,7 +83,8 @@ static void undo(struct spoiled *s)
   }
 }
 
-/* an answer is a problem+json 500 with a detail */
+/* an answer is a problem+json 500 with a detail that says nothing changed
+ * and does not name Redis keys (those go to the server's log) */
 static void assert_500(const struct http_resp *r)
 {
   cr_assert_eq(r->status, 500, "%ld %s", r->status, r->body);
@@ -91,6 +92,7 @@ static void assert_500(const struct http_resp *r)
   cr_assert(http_header(r, "Content-Type", ct, sizeof ct) && strstr(ct, "problem+json"));
   const char *d = jget_str(r->json, "detail");
   cr_assert(d && strstr(d, "nothing was changed"), "detail: %s", r->body);
+  cr_assert(strstr(r->body, kp()) == NULL, "a Redis key in the answer: %s", r->body);
   cr_log_info("%s", r->body);
 }
 
