@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <jwt.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -544,4 +545,35 @@ long long now_ms(void)
 long long now_s(void)
 {
   return now_ms() / 1000;
+}
+
+static int stalled;
+static pid_t stall_guard;
+
+void world_stall(int pid, int max_s)
+{
+  pid_t parent = getpid();
+  stall_guard = fork();
+  if (stall_guard == 0) { /* no Criterion here: even a passing cr_assert talks to the runner */
+    long long end = now_ms() + max_s * 1000LL;
+    while (getppid() == parent && now_ms() < end)
+      usleep(50000);
+    kill(pid, SIGCONT);
+    _exit(0);
+  }
+  cr_assert(stall_guard > 0, "fork");
+  stalled = pid;
+  cr_assert_eq(kill(pid, SIGSTOP), 0, "SIGSTOP %d", pid);
+}
+
+void world_stall_end(void)
+{
+  if (stalled > 0)
+    kill(stalled, SIGCONT);
+  stalled = 0;
+  if (stall_guard > 0) {
+    kill(stall_guard, SIGKILL); /* SIGKILL: no handler of Criterion's runs in it */
+    waitpid(stall_guard, NULL, 0);
+  }
+  stall_guard = 0;
 }

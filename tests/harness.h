@@ -44,6 +44,12 @@ int world_redis_port(void);
 /* runs `tools/stack.sh` verb-like helpers on the world: "redis-stop",
  * "redis-start", "pushd-stop", "pushd-start", "apache-restart" */
 int world_ctl(const char *what);
+/* Stops process `pid` (a server of the world) with SIGSTOP. It gets SIGCONT
+ * from world_stall_end() (call it from the test's .fini too), or from a guard
+ * process when the test's process dies or after max_s seconds, so that no
+ * stopped server outlives a failed test. One stall at a time per process. */
+void world_stall(int pid, int max_s);
+void world_stall_end(void);
 
 struct http_resp {
   long status;

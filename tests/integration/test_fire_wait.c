@@ -53,40 +53,6 @@ static const char *replica_hget(const char *key, const char *field, char *out, s
   return sh_line(cmd, out, n);
 }
 
-/* A stalled replica gets SIGCONT whatever happens: from stall_end() (also the
- * test's .fini) and from a guard process, when the test's process dies or
- * after max_s seconds. */
-static int stalled;
-static pid_t guard;
-
-static void stall_begin(int pid, int max_s)
-{
-  pid_t parent = getpid();
-  guard = fork();
-  if (guard == 0) { /* no Criterion here: even a passing cr_assert talks to the runner */
-    long long end = now_ms() + max_s * 1000LL;
-    while (getppid() == parent && now_ms() < end)
-      usleep(50000);
-    kill(pid, SIGCONT);
-    _exit(0);
-  }
-  cr_assert(guard > 0, "fork");
-  stalled = pid;
-  cr_assert_eq(kill(pid, SIGSTOP), 0, "SIGSTOP %d", pid);
-}
-
-static void stall_end(void)
-{
-  if (stalled > 0)
-    kill(stalled, SIGCONT);
-  stalled = 0;
-  if (guard > 0) {
-    kill(guard, SIGKILL); /* SIGKILL: no handler of Criterion's runs in it */
-    waitpid(guard, NULL, 0);
-  }
-  guard = 0;
-}
-
 /* a replica of the world's Redis, in the world's run folder, linked and synced */
 static void replica_start(void)
 {
@@ -121,7 +87,7 @@ static void replica_start(void)
 /* .fini: the replica is woken and stopped, by its pid */
 static void replica_stop(void)
 {
-  stall_end();
+  world_stall_end();
   if (replica_pid > 0) {
     kill(replica_pid, SIGCONT);
     kill(replica_pid, SIGTERM);
@@ -162,7 +128,7 @@ Test(fire_wait, a_fire_waits_for_its_replica, .fini = replica_stop)
   cr_assert_str_eq(replica_hget(k, "user_id", v, sizeof v), u1);
 
   /* replica stalled: written on the primary, but not confirmed in time */
-  stall_begin(replica_pid, 30);
+  world_stall(replica_pid, 30);
   long long t0 = now_ms();
   fire(u2, sid, key, &r);
   long long took = now_ms() - t0;
@@ -183,7 +149,7 @@ Test(fire_wait, a_fire_waits_for_its_replica, .fini = replica_stop)
   const char *hg[] = {"HGET", k, u2};
   char *tid2 = rstr(3, hg);
   cr_assert_not_null(tid2, "the fire is not on the primary");
-  stall_end();
+  world_stall_end();
 
   /* the retry with the same key: the real result (the fire, replayed) */
   cr_assert_eq(fire(u2, sid, key, &r), 201, "retry: %s", r.body);

@@ -38,40 +38,6 @@ static int redis_pid(void)
   return pid;
 }
 
-/* A stalled Redis gets SIGCONT whatever happens: from stall_end() (also the
- * tests' .fini), and from a guard process that sends it when the test's
- * process dies, or after max_s seconds. */
-static int stalled;
-static pid_t guard;
-
-static void stall_begin(int pid, int max_s)
-{
-  pid_t parent = getpid();
-  guard = fork();
-  if (guard == 0) { /* no Criterion here: even a passing cr_assert talks to the runner */
-    long long end = now_ms() + max_s * 1000LL;
-    while (getppid() == parent && now_ms() < end)
-      usleep(50000);
-    kill(pid, SIGCONT);
-    _exit(0);
-  }
-  cr_assert(guard > 0, "fork");
-  stalled = pid;
-  cr_assert_eq(kill(pid, SIGSTOP), 0, "SIGSTOP %d", pid);
-}
-
-static void stall_end(void)
-{
-  if (stalled > 0)
-    kill(stalled, SIGCONT);
-  stalled = 0;
-  if (guard > 0) {
-    kill(guard, SIGKILL); /* SIGKILL: no handler of Criterion's runs in it */
-    waitpid(guard, NULL, 0);
-  }
-  guard = 0;
-}
-
 static int redis_up(void)
 {
   char cmd[128];
@@ -82,7 +48,7 @@ static int redis_up(void)
 /* .fini: Redis runs again, unstalled, whatever happened in the test */
 static void redis_back(void)
 {
-  stall_end();
+  world_stall_end();
   if (!redis_up())
     world_ctl("redis-start");
 }
@@ -173,7 +139,7 @@ Test(outcome, stalled_writes_are_outcome_unknown_and_the_retry_tells, .fini = re
   snprintf(path, sizeof path, "/api/trades/%s/close", trade);
 
   /* Redis takes each command (the kernel queues it) but answers none */
-  stall_begin(redis_pid(), 30);
+  world_stall(redis_pid(), 30);
   long long t0 = now_ms();
   fire(u_key, sid, key, &r);
   long long took = now_ms() - t0;
@@ -195,7 +161,7 @@ Test(outcome, stalled_writes_are_outcome_unknown_and_the_retry_tells, .fini = re
   post("/api/publish", svc, pubbody, &r);
   expect_503(&r, "outcome-unknown", "POST /api/publish");
   http_free(&r);
-  stall_end();
+  world_stall_end();
 
   /* Redis ran every one of them once awake */
   const char *tid_key = await_field(fired, u_key);
