@@ -293,6 +293,30 @@ Test(expire, two_runs_at_once_expire_each_signal_once)
   }
 }
 
+/* writes n signals straight into Redis in the layout POST /api/signals uses,
+ * ACTIVE and already past expires_at (so a test does not wait for n API calls
+ * or for a ttl) */
+static void make_due_signals(int n, char (*sids)[96], const char *prefix)
+{
+  char k[256], exp[32], created[32];
+  long long now = now_s();
+  snprintf(exp, sizeof exp, "%lld", now - 5);
+  snprintf(created, sizeof created, "%lld", now - 60);
+  for (int i = 0; i < n; i++) {
+    snprintf(sids[i], 96, "%s", uniq(prefix));
+    const char *h[] = {"HSET", key(k, sizeof k, "signal:%s", sids[i]), "id", sids[i], "symbol",
+                       "AAPL", "direction", "BUY", "entry", "145.75", "stop_loss", "140.00",
+                       "take_profit", "160.00", "expires_at", exp, "title", "t", "briefing", "",
+                       "status", "ACTIVE", "created_at", created, "created_by", "test-feed",
+                       "fire_count", "0"};
+    must_ok(rcmd((int)(sizeof h / sizeof h[0]), h));
+    const char *za[] = {"ZADD", key(k, sizeof k, "active"), exp, sids[i]};
+    must_ok(rcmd(4, za));
+    const char *zs[] = {"ZADD", key(k, sizeof k, "signals"), created, sids[i]};
+    must_ok(rcmd(4, zs));
+  }
+}
+
 /* More due signals than one batch (500) of sortie-expire: runs at once (cron
  * runs that overlap) must still leave none of them ACTIVE when they are done. The signals are written straight into Redis
  * in the layout POST /api/signals uses, already past expires_at, so the test
@@ -302,23 +326,7 @@ Test(expire, runs_at_once_over_many_batches_miss_no_signal)
   world_lock(LOCK_EX);
   enum { N = 1200 };
   static char sids[N][96];
-  char k[256], exp[32], created[32];
-  long long now = now_s();
-  snprintf(exp, sizeof exp, "%lld", now - 5);
-  snprintf(created, sizeof created, "%lld", now - 60);
-  for (int i = 0; i < N; i++) {
-    snprintf(sids[i], sizeof sids[i], "%s", uniq("bulk"));
-    const char *h[] = {"HSET", key(k, sizeof k, "signal:%s", sids[i]), "id", sids[i], "symbol",
-                       "AAPL", "direction", "BUY", "entry", "145.75", "stop_loss", "140.00",
-                       "take_profit", "160.00", "expires_at", exp, "title", "bulk", "briefing", "",
-                       "status", "ACTIVE", "created_at", created, "created_by", "test-feed",
-                       "fire_count", "0"};
-    must_ok(rcmd((int)(sizeof h / sizeof h[0]), h));
-    const char *za[] = {"ZADD", key(k, sizeof k, "active"), exp, sids[i]};
-    must_ok(rcmd(4, za));
-    const char *zs[] = {"ZADD", key(k, sizeof k, "signals"), created, sids[i]};
-    must_ok(rcmd(4, zs));
-  }
+  make_due_signals(N, sids, "bulk");
   enum { RUNS = 4 };
   struct proc_result r[RUNS];
   run_expire_at_once(RUNS, r);
@@ -403,29 +411,6 @@ Test(expire, tidied_members_do_not_hide_due_signals_in_the_next_batch)
   cr_assert_eq(left, 0, "one run left %d of %d due signals ACTIVE", left, DUE);
 }
 
-/* writes n signals straight into Redis in the layout POST /api/signals uses,
- * ACTIVE and already past expires_at (so a test does not wait for n API calls
- * or for a ttl) */
-static void make_due_signals(int n, char (*sids)[96], const char *prefix)
-{
-  char k[256], exp[32], created[32];
-  long long now = now_s();
-  snprintf(exp, sizeof exp, "%lld", now - 5);
-  snprintf(created, sizeof created, "%lld", now - 60);
-  for (int i = 0; i < n; i++) {
-    snprintf(sids[i], 96, "%s", uniq(prefix));
-    const char *h[] = {"HSET", key(k, sizeof k, "signal:%s", sids[i]), "id", sids[i], "symbol",
-                       "AAPL", "direction", "BUY", "entry", "145.75", "stop_loss", "140.00",
-                       "take_profit", "160.00", "expires_at", exp, "title", "t", "briefing", "",
-                       "status", "ACTIVE", "created_at", created, "created_by", "test-feed",
-                       "fire_count", "0"};
-    must_ok(rcmd((int)(sizeof h / sizeof h[0]), h));
-    const char *za[] = {"ZADD", key(k, sizeof k, "active"), exp, sids[i]};
-    must_ok(rcmd(4, za));
-    const char *zs[] = {"ZADD", key(k, sizeof k, "signals"), created, sids[i]};
-    must_ok(rcmd(4, zs));
-  }
-}
 
 static int count_expired(int n, char (*sids)[96])
 {
