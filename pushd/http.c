@@ -215,6 +215,25 @@ static void wake(struct MHD_Connection *conn)
   kicked = 1;
 }
 
+/* A long-poll that may go on: a client with no socket of its own, the
+ * request suspended until it has its answer. */
+static enum MHD_Result start_poll(struct MHD_Connection *conn, struct req *r)
+{
+  MHD_suspend_connection(conn);
+  struct pd_stream_req sr = {.fd = -1,
+                            .who = &r->who,
+                            .channels = r->channels,
+                            .nchannels = r->nchannels,
+                            .cursor = r->cursor,
+                            .serial = r->serial,
+                            .mhd = conn,
+                            .timeout_s = r->timeout_s,
+                            .wake = wake,
+                            .counted = r->phase == 1};
+  r->poll = pd_poll_transport.start(&sr);
+  return MHD_YES;
+}
+
 /* ---- taking a stream over ---- */
 
 static enum MHD_Result take_over(struct MHD_Connection *conn, struct req *r)
@@ -254,8 +273,8 @@ static enum MHD_Result stream_request(struct MHD_Connection *conn,
 {
   struct req *r = *con_cls;
   if (r != NULL) {
-    /* called again after the limit check */
-    if (r->tp == &pd_poll_transport)
+    /* called again: after the limit check, or a long-poll with its answer */
+    if (r->poll)
       return pd_poll_respond(r->poll, conn, r->origin);
     if (r->phase == 0)
       return MHD_YES;
@@ -265,6 +284,8 @@ static enum MHD_Result stream_request(struct MHD_Connection *conn,
                cfg->push_max_conn_per_user);
       return pd_reply_problem(conn, 429, "too-many-connections", "Too many connections", d, r->origin);
     }
+    if (r->tp == &pd_poll_transport)
+      return start_poll(conn, r);
     return take_over(conn, r);
   }
   char origin[256];
@@ -318,21 +339,10 @@ static enum MHD_Result stream_request(struct MHD_Connection *conn,
         return pd_reply_problem(conn, 400, "malformed", "Malformed request", detail, origin);
       }
     }
-    r->phase = 1;
-    MHD_suspend_connection(conn);
-    struct pd_stream_req sr = {.fd = -1,
-                              .who = &r->who,
-                              .channels = r->channels,
-                              .nchannels = r->nchannels,
-                              .cursor = r->cursor,
-                              .serial = r->serial,
-                              .mhd = conn,
-                              .timeout_s = (uint32_t)to,
-                              .wake = wake};
-    r->poll = tp->start(&sr);
-    return MHD_YES;
+    r->timeout_s = (uint32_t)to;
   }
-  /* a stream counts against the user's connections, on every daemon */
+  /* a stream or a waiting long-poll counts against the user's connections,
+   * on every daemon */
   MHD_suspend_connection(conn);
   pd_limit_open(r->who.sub, r->serial, on_limit, r);
   return MHD_YES;

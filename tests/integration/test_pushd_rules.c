@@ -431,6 +431,56 @@ Test(rules, the_connection_after_max_conn_per_user_is_429_until_one_closes)
   free(tok);
 }
 
+/* Waiting long-polls count too: a user cannot hold more than the limit of
+ * them open at once (each would otherwise hold a daemon connection and a
+ * subscription for up to poll_timeout_max_s), and an answered poll gives its
+ * slot back. */
+Test(rules, waiting_long_polls_count_against_max_conn_per_user)
+{
+  char u[96];
+  snprintf(u, sizeof u, "%s", uniq("limp"));
+  char *tok = token_for(u, "user");
+  const char *ch = chan("market");
+  char *c0 = cursor_now(ch);
+  char *path = strf("/poll?channels=%s&cursor=%s&timeout=20", ch, c0);
+  char *h = strf("Authorization: Bearer %s\r\n", tok);
+  char *probe = strf("channels=%s&cursor=%s&timeout=0", ch, c0);
+  int fd[3];
+  for (int i = 0; i < 3; i++) {
+    fd[i] = pc_get_send(world_push_base(), path, h, T_SHORT);
+    cr_assert_geq(fd[i], 0);
+  }
+  /* the three are waiting (counted) before the fourth asks */
+  long st = 0;
+  for (int i = 0; i < 50 && st != 429; i++) {
+    pc_sleep_ms(100);
+    st = poll_status(probe, tok, NULL); /* timeout=0: answers at once when let in */
+  }
+  cr_assert_eq(st, 429, "a fourth waiting long-poll of a user (limit 3) got %ld", st);
+  cr_assert_eq(sse_status(ch, tok, NULL), 429, "nor a stream beside three long-polls");
+  /* an event answers the three; their slots come back */
+  char *id = publish_ok(ch, "market_update", "{\"limp\":1}");
+  for (int i = 0; i < 3; i++) {
+    struct pc_resp r;
+    cr_assert_eq(pc_get_finish(fd[i], &r, T_LONG), 0, "long-poll %d not answered", i);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.body, id), "long-poll %d: %s", i, r.body);
+    pc_resp_free(&r);
+  }
+  st = 0;
+  for (int i = 0; i < 30 && st != 200; i++) {
+    pc_sleep_ms(100);
+    st = sse_status(ch, tok, NULL);
+  }
+  cr_assert_eq(st, 200, "the answered long-polls did not give their slots back");
+  free(id);
+  free(probe);
+  free(h);
+  free(path);
+  free(c0);
+  free(tok);
+}
+
 /* ---- WebSocket messages ---- */
 
 Test(rules, ws_bad_json_and_unknown_action_are_errors_and_the_connection_stays)
