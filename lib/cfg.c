@@ -70,6 +70,7 @@ static const struct key keys[] = {
     I("push.poll_timeout_max_s", push_poll_timeout_max_s, "60", 1, 3600),
     I("push.retry_ms", push_retry_ms, "2000", 100, 600000),
     I("push.max_connections", push_max_connections, "100000", 1, 10000000),
+    I("push.max_pending", push_max_pending, "0", 0, 1000000),
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -446,11 +447,30 @@ static void run_mhd(void *ud)
     return;
   kicked = 0;
   MHD_run(mhd);
+  /* libmicrohttpd's next turn: when it asks, and at least once a second.
+   * At its connection limit it takes the listening socket out of its epoll
+   * set and puts it back only inside a later MHD_run; with no connection
+   * left to wake us, nothing would call it, and the worker would never
+   * accept again (tests/faults/test_pending.c). */
   MHD_UNSIGNED_LONG_LONG to;
-  if (MHD_get_timeout(mhd, &to) == MHD_YES)
-    sortie_timer_arm(&mhd_timer, to);
-  else
-    sortie_timer_stop(&mhd_timer);
+  if (MHD_get_timeout(mhd, &to) != MHD_YES || to > 1000)
+    to = 1000;
+  sortie_timer_arm(&mhd_timer, to);
+}
+
+/* How many connections libmicrohttpd may hold at once in this worker:
+ * requests being read and waiting long-polls (a stream's socket is taken
+ * over at once and counts against push.max_connections instead). Set
+ * deliberately: a quarter of the descriptors the worker may open, so that a
+ * flood of half-open requests leaves room for the streams themselves, at
+ * least 64 and at most 16384; or push.max_pending. */
+static unsigned pending_limit(const struct sortie_cfg *c)
+{
+  if (c->push_max_pending > 0)
+    return (unsigned)c->push_max_pending;
+  struct rlimit rl;
+  rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur / 4 : 256;
+  return n < 64 ? 64 : n > 16384 ? 16384 : (unsigned)n;
 }
 
 int pd_http_start(struct sortie_loop *l, const struct sortie_cfg *c, int listen_fd)
@@ -463,6 +483,7 @@ int pd_http_start(struct sortie_loop *l, const struct sortie_cfg *c, int listen_
                          0, NULL, NULL, handler, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
                          MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+                         MHD_OPTION_CONNECTION_LIMIT, pending_limit(c),
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
   if (mhd == NULL)
