@@ -65,6 +65,8 @@ struct sortie_cfg {
   int push_retry_ms;
   int push_max_connections;
   int push_max_pending; /* 0: from the descriptor limit (pushd/http.c) */
+  int push_token_warn_s;
+  int push_token_grace_s;
 
   /* Loaded by sortie_cfg_load_secrets(); owned by the struct, freed by
    * sortie_cfg_free(). The secret (HS256) or public key PEM (RS256). */

@@ -61,6 +61,9 @@ struct pd_transport {
   void (*shutdown)(struct pd_client *c);
   /* free the transport's own state (tp_state) */
   void (*destroy)(struct pd_client *c);
+  /* the client's deadline came (clients.h pd_client_deadline; at first its
+   * token's exp): end the stream, warn, or set the next one (NULL: none) */
+  void (*expire)(struct pd_client *c);
 };
 
 struct pd_client {
@@ -71,6 +74,8 @@ struct pd_client {
   uint16_t nsubs, capsubs;
   uint8_t counted;              /* holds a slot of the per-user limit */
   uint64_t serial;
+  uint32_t dl_at;               /* its deadline, unix seconds (0: none) */
+  uint32_t dl_slot;             /* its place in the deadline heap (0: not on it) */
   void *tp_state;               /* the transport's own */
   struct pd_client *next, *prev;/* every client of this worker */
 };

@@ -25,6 +25,14 @@ struct pd_client *pd_client_new(const struct pd_transport *tp, int fd,
 /** Starts the teardown (see pd_conn_close): subscriptions and resumes end,
  * the limit slot is given back; freed at the end of the turn. */
 void pd_client_close(struct pd_client *c, const char *why);
+/** Sets c's one deadline: at unix second `at` (wall clock; 0: none) its
+ * transport's expire() is called, once (it may set the next). Replaces an
+ * earlier one; a closed client has none. pd_client_new sets the first at the
+ * token's exp. All the worker's deadlines share one timer: a min-heap of
+ * clients keyed on the time, so setting one is O(log n) and a tick touches
+ * only the clients that are due. Costs 8 bytes in the client and a pointer
+ * in the heap. */
+void pd_client_deadline(struct pd_client *c, long at);
 /** Clients of every transport now. */
 uint32_t pd_clients_count(void);
 /** Calls tp's heartbeat (or shutdown) for each of its live clients. */

@@ -2,7 +2,11 @@
  * there are events after C (at most 100), or with none at the timeout, and
  * always with the cursor to send next time. The request stays suspended in
  * libmicrohttpd meanwhile; its client is an ordinary subscriber with no
- * socket that collects events instead of writing them. */
+ * socket that collects events instead of writing them.
+ *
+ * A poll ends at its token's exp: it is answered then with what it has and
+ * its cursor, plus "token_expired":true; an event published at or after exp
+ * is left for the next poll (made with a fresh token). */
 #include "channel.h"
 #include "reply.h"
 #include "resume.h"
@@ -29,6 +33,7 @@ struct poll_state {
   uint8_t finished;        /* libmicrohttpd is done with the request */
   uint8_t live;            /* history is behind us */
   uint8_t overdue;         /* the timeout passed while history was being read */
+  uint8_t expired;         /* answered because the token expired */
 };
 
 /* How long past its timeout a poll waits for its history read (Redis slow or
@@ -100,11 +105,24 @@ static void add_item(struct pd_client *c, const char *json, size_t len)
     sortie_timer_arm(&st->soon, 0);
 }
 
+static void poll_expire(struct pd_client *c)
+{
+  struct poll_state *st = c->tp_state;
+  if (st->answered)
+    return;
+  st->expired = 1;
+  answer(c);
+}
+
 static void poll_deliver(struct pd_client *c, struct pd_event *e)
 {
   struct poll_state *st = c->tp_state;
   if (st->answered || st->nitems >= POLL_MAX_EVENTS)
     return;
+  if (c->who.exp > 0 && e->id.ms >= (uint64_t)c->who.exp * 1000) {
+    poll_expire(c); /* the cursor stays before it */
+    return;
+  }
   move_to(st, e->id);
   add_item(c, e->env->data, e->env->len);
 }
@@ -184,6 +202,7 @@ const struct pd_transport pd_poll_transport = {
     .heartbeat = NULL,
     .shutdown = poll_shutdown,
     .destroy = poll_destroy,
+    .expire = poll_expire,
 };
 
 int pd_poll_respond(struct pd_client *c, struct MHD_Connection *conn, const char *origin)
@@ -198,7 +217,8 @@ int pd_poll_respond(struct pd_client *c, struct MHD_Connection *conn, const char
   sortie_buf_puts(&b, "{\"events\":[");
   if (st->items.len)
     sortie_buf_append(&b, st->items.base, st->items.len);
-  sortie_buf_printf(&b, "],\"cursor\":\"%s\"}", cur);
+  sortie_buf_printf(&b, "],\"cursor\":\"%s\"%s}", cur,
+                    st->expired ? ",\"token_expired\":true" : "");
   int ok = pd_reply(conn, 200, "application/json", b.base, b.len, origin);
   sortie_buf_free(&b);
   return ok;

@@ -2,7 +2,15 @@
  * stream starts with its response head and `retry:`, then carries one
  * message per event with `id:` = the event id (a cursor for every channel of
  * the stream, since ids are global), a comment heartbeat, and is resumed by
- * the browser's Last-Event-ID. */
+ * the browser's Last-Event-ID.
+ *
+ * A stream ends at its token's exp: a last message `event: token_expired`
+ * with data {"type":"token_expired","exp":N} and no id: (the browser's
+ * Last-Event-ID stays on the last event; EventSource hands it only to a
+ * listener of that name, never to onmessage), then the connection closes.
+ * The browser reconnects with the cookie or token it has then and resumes
+ * from its Last-Event-ID. Nothing published at or after exp goes out on the
+ * old stream. */
 #include "channel.h"
 #include "frame.h"
 #include "resume.h"
@@ -13,8 +21,26 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+static void sse_expire(struct pd_client *c)
+{
+  if (c->conn.close_after_flush)
+    return;
+  char m[128];
+  int n = snprintf(m, sizeof m,
+                   "event: token_expired\ndata: {\"type\":\"token_expired\",\"exp\":%ld}\n\n",
+                   c->who.exp);
+  pd_conn_send_copy(&c->conn, m, (size_t)n);
+  pd_conn_close_after_flush(&c->conn);
+}
+
 static void sse_deliver(struct pd_client *c, struct pd_event *e)
 {
+  /* published at or after exp (the deadline's timer may not have run yet in
+   * this turn): the stream ends before it, and the reconnect resumes it */
+  if (c->who.exp > 0 && e->id.ms >= (uint64_t)c->who.exp * 1000) {
+    sse_expire(c);
+    return;
+  }
   pd_conn_send(&c->conn, pd_event_sse(e));
 }
 
@@ -107,4 +133,5 @@ const struct pd_transport pd_sse_transport = {
     .heartbeat = sse_heartbeat,
     .shutdown = sse_shutdown,
     .destroy = NULL,
+    .expire = sse_expire,
 };

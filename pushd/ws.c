@@ -5,11 +5,20 @@
  * by every subscriber, so they never pass through wslay.
  *
  * Client -> server: {"action":"subscribe","channels":[...],"since":{...}},
- * {"action":"unsubscribe","channels":[...]}, {"action":"ping"}.
+ * {"action":"unsubscribe","channels":[...]}, {"action":"ping"},
+ * {"action":"refresh","token":"..."}.
  * Server -> client: connection_status first, then envelopes and subscribed /
- * unsubscribed / pong / error / reset messages. Close codes: 1001 going away,
- * 1002 protocol error, 1003 binary data, 1007 bad UTF-8, 1008 policy, 1009
- * too big. */
+ * unsubscribed / pong / error / reset / refreshed / token_expiring messages.
+ * Close codes: 1001 going away, 1002 protocol error, 1003 binary data, 1007
+ * bad UTF-8, 1008 policy, 1009 too big, 4001 token expired.
+ *
+ * Token lifetime: push.token_warn_s before the token's exp the client gets
+ * {"type":"token_expiring","exp":E,"close_at":C}; a refresh with a token of
+ * the same sub and role replaces it in place ({"type":"refreshed","exp":E});
+ * without one the connection is closed with 4001 at C = exp +
+ * push.token_grace_s. From exp on, subscribe is refused (token_expired);
+ * channels already subscribed keep flowing until C. One deadline per client
+ * (clients.h), moved by each step. */
 #include "channel.h"
 #include "frame.h"
 #include "json.h"
@@ -38,6 +47,7 @@ struct ws_state {
   uint8_t io_failed;           /* the socket itself failed or ended */
   uint8_t hlen;                /* header bytes of the next frame seen so far */
   uint8_t in_message;          /* a fragmented data message is under way */
+  uint8_t warned;              /* token_expiring sent for the token's exp */
   uint8_t hdr[14];
   uint64_t left;               /* payload bytes of the current frame to come */
 };
@@ -160,6 +170,13 @@ static const char *since_for(json_object *since, const char *name)
   return json_object_is_type(x, json_type_string) ? json_object_get_string(x) : NULL;
 }
 
+/* The token's exp has passed (the connection lives on until its close, but
+ * gains no channel). */
+static int token_past(const struct pd_client *c)
+{
+  return c->who.exp > 0 && sortie_wall_ms() >= (uint64_t)c->who.exp * 1000;
+}
+
 /* Channels of one subscribe request, grouped by their `since`. */
 static void subscribe(struct pd_client *c, json_object *msg)
 {
@@ -173,6 +190,10 @@ static void subscribe(struct pd_client *c, json_object *msg)
   if (since && !json_object_is_type(since, json_type_object) &&
       !json_object_is_type(since, json_type_string)) {
     send_error(c, "bad_since", "\"since\" must be an object {\"channel\":\"id\"} or an id");
+    return;
+  }
+  if (token_past(c)) {
+    send_error(c, "token_expired", "the token expired at %ld: send a refresh first", c->who.exp);
     return;
   }
   size_t n = json_object_array_length(chans);
@@ -251,6 +272,70 @@ static void subscribe(struct pd_client *c, json_object *msg)
   free(names);
 }
 
+/* ---- the token's lifetime ---- */
+
+/* The first deadline of a token: its warning. */
+static void token_watch(struct pd_client *c)
+{
+  ((struct ws_state *)c->tp_state)->warned = 0;
+  if (c->who.exp > 0)
+    pd_client_deadline(c, c->who.exp - pd_clients_cfg()->push_token_warn_s);
+}
+
+/* Its deadline: first the warning (then the close is due at exp + grace),
+ * then the close. */
+static void ws_expire(struct pd_client *c)
+{
+  struct ws_state *st = c->tp_state;
+  if (st->warned) {
+    ws_close_code(c, 4001, "token expired");
+    return;
+  }
+  long close_at = c->who.exp + pd_clients_cfg()->push_token_grace_s;
+  char m[128];
+  int n = snprintf(m, sizeof m, "{\"type\":\"token_expiring\",\"exp\":%ld,\"close_at\":%ld}",
+                   c->who.exp, close_at);
+  send_text(c, m, (size_t)n);
+  st->warned = 1;
+  pd_client_deadline(c, close_at);
+}
+
+/* {"action":"refresh","token":"..."}: verified as at connect; the same sub
+ * and role only (the channels already subscribed were allowed for them); an
+ * exp already past is refused. The old token stays on any refusal. */
+static void refresh(struct pd_client *c, json_object *msg)
+{
+  const char *tok = NULL;
+  size_t tl = 0;
+  if (sortie_json_str(msg, "token", &tok, &tl) < 0 || tok == NULL || tl == 0 ||
+      strlen(tok) != tl) {
+    send_error(c, "bad_request", "refresh needs \"token\": a JWT");
+    return;
+  }
+  uint64_t now = sortie_wall_ms();
+  struct sortie_identity id;
+  const char *why;
+  if (sortie_auth_verify(pd_clients_cfg(), tok, (long)(now / 1000), &id, &why) < 0) {
+    send_error(c, "bad_token", "%s; the current token is kept", why);
+    return;
+  }
+  if (strcmp(id.sub, c->who.sub) != 0 || id.role != c->who.role) {
+    send_error(c, "wrong_sub",
+               "the new token is for %s (%s), this connection for %s (%s); the current token is kept",
+               id.sub, sortie_role_name(id.role), c->who.sub, sortie_role_name(c->who.role));
+    return;
+  }
+  if ((uint64_t)id.exp * 1000 <= now) {
+    send_error(c, "bad_token", "the new token has expired already; the current token is kept");
+    return;
+  }
+  c->who.exp = id.exp;
+  token_watch(c);
+  char m[64];
+  int n = snprintf(m, sizeof m, "{\"type\":\"refreshed\",\"exp\":%ld}", id.exp);
+  send_text(c, m, (size_t)n);
+}
+
 static void unsubscribe(struct pd_client *c, json_object *msg)
 {
   json_object *chans;
@@ -300,8 +385,10 @@ static void on_text(struct pd_client *c, const uint8_t *p, size_t len)
     unsubscribe(c, msg);
   else if (action && strcmp(action, "ping") == 0)
     send_text(c, "{\"type\":\"pong\"}", 15);
+  else if (action && strcmp(action, "refresh") == 0)
+    refresh(c, msg);
   else
-    send_error(c, "unknown_action", "action must be subscribe, unsubscribe or ping");
+    send_error(c, "unknown_action", "action must be subscribe, unsubscribe, ping or refresh");
   json_object_put(msg);
 }
 
@@ -448,6 +535,8 @@ static struct pd_client *ws_start(const struct pd_stream_req *r)
   pd_ws_frame(&h, 1, hello, (size_t)n);
   pd_conn_send_copy(&c->conn, h.base, h.len);
   sortie_buf_free(&h);
+  if (!c->conn.closing)
+    token_watch(c); /* warned before exp rather than ended at it */
   return c;
 }
 
@@ -462,4 +551,5 @@ const struct pd_transport pd_ws_transport = {
     .heartbeat = ws_heartbeat,
     .shutdown = ws_shutdown,
     .destroy = ws_destroy,
+    .expire = ws_expire,
 };

@@ -1,0 +1,268 @@
+/* sortie-pushd and token lifetime on live connections: SSE ends at exp with a
+ * token_expired message and resumes on a fresh token; a long-poll is answered
+ * at exp; a WebSocket refreshes in place, is warned, closed with 4001 after
+ * the grace, and refused subscribe after exp. Tokens expire in 2 to 4 s; every
+ * wait is bounded. */
+#include <unistd.h>
+
+#include "test_pushd_util.h"
+
+/* a warning 2 s before exp, a close 2 s after it: tests stay short */
+SORTIE_WORLD_CONF("push.token_warn_s = 2\n"
+                  "push.token_grace_s = 2\n");
+
+/* sleeps until wall-clock ms `t` (at most 10 s) */
+static void sleep_until_ms(long long t)
+{
+  long long d = t - now_ms();
+  if (d > 10000)
+    d = 10000;
+  if (d > 0)
+    pc_sleep_ms((int)d);
+}
+
+static char *user_chan(const char *u)
+{
+  return strf("user:%s", u);
+}
+
+Test(sse, ends_at_exp_with_token_expired_then_resumes_on_a_fresh_token_without_loss)
+{
+  const char *u0 = uniq("tk");
+  char u[64];
+  snprintf(u, sizeof u, "%s", u0);
+  char *ch = user_chan(u);
+  long exp = (long)now_s() + 2;
+  char *tok1 = token_custom(u, "user", (long)now_s(), exp);
+  struct sse_client *s = sse_ok(ch, tok1, NULL, NULL);
+  cr_assert_not_null(sse_wait_idonly(s, T_SHORT), "the stream did not catch up");
+  char *before = publish_ok(ch, "trade_executed", "{\"n\":1}");
+  cr_assert_geq(sse_read_events(s, 1, T_SHORT), 1, "the event before exp did not come");
+  cr_assert_str_eq(sse_event(s, 0)->id, before);
+
+  /* after exp: a private event that the old stream must not carry */
+  sleep_until_ms((long long)exp * 1000 + 300);
+  char *after1 = publish_ok(ch, "trade_executed", "{\"n\":2}");
+  cr_assert(sse_wait_closed(s, 4000), "the stream did not end after its token's exp");
+  for (size_t i = 0; i < s->nmsgs; i++)
+    cr_assert(s->msgs[i].id == NULL || strcmp(s->msgs[i].id, after1) != 0,
+              "the old stream carried an event published after exp");
+  /* its last message says why, and moves no cursor */
+  cr_assert_geq(s->nmsgs, 1);
+  const struct sse_msg *last = &s->msgs[s->nmsgs - 1];
+  cr_assert_not_null(last->event, "last message: %s", last->raw);
+  cr_assert_str_eq(last->event, "token_expired", "last message: %s", last->raw);
+  cr_assert_null(last->id, "token_expired must not carry an id: %s", last->raw);
+  json_object *d = json_tokener_parse(last->data ? last->data : "");
+  cr_assert_not_null(d, "token_expired data is not JSON: %s", last->raw);
+  cr_assert_str_eq(jget_str(d, "type"), "token_expired");
+  cr_assert_eq(jget_int(d, "exp"), exp);
+  cr_assert_null(jget_str(d, "id"), "token_expired looks like an envelope: %s", last->data);
+  json_object_put(d);
+  /* the events: exactly the one before exp, then that message */
+  cr_assert_eq(s->nevents, 2, "events on the old stream: %zu", s->nevents);
+  char *leid = strdup(sse_last_id(s));
+
+  char *after2 = publish_ok(ch, "trade_executed", "{\"n\":3}");
+  char *tok2 = token_for(u, "user");
+  struct sse_client *r = sse_ok(ch, tok2, NULL, leid);
+  char *want[2] = {after1, after2};
+  sse_expect_ids(r, want, 2, 0);
+  cr_assert_not_null(sse_wait_idonly(r, T_SHORT));
+  sse_read_for(r, 300);
+  cr_assert_eq(r->nevents, 2, "the resume gave %zu events, expected exactly 2", r->nevents);
+  sse_close(r);
+  sse_close(s);
+  free(leid);
+  free(before);
+  free(after1);
+  free(after2);
+  free(tok1);
+  free(tok2);
+  free(ch);
+}
+
+Test(poll, a_waiting_poll_is_answered_at_exp_with_its_cursor)
+{
+  char u[64];
+  snprintf(u, sizeof u, "%s", uniq("tp"));
+  char *ch = user_chan(u);
+  char *cur = cursor_now(ch);
+  long exp = (long)now_s() + 2;
+  char *tok = token_custom(u, "user", (long)now_s(), exp);
+  char *path = strf("/poll?channels=%s&cursor=%s&timeout=30", ch, cur);
+  struct pc_resp r;
+  cr_assert_eq(pd_get(path, tok, NULL, &r, 7000), 0, "the poll was not answered at exp");
+  cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+  json_object *o = json_tokener_parse(r.body);
+  cr_assert_not_null(o, "%s", r.body);
+  cr_assert_str_eq(jget_str(o, "cursor"), cur, "%s", r.body);
+  cr_assert_eq(json_object_array_length(json_object_object_get(o, "events")), 0, "%s", r.body);
+  cr_assert(json_object_get_boolean(json_object_object_get(o, "token_expired")), "%s", r.body);
+  cr_assert_geq(now_ms(), (long long)exp * 1000 - 1000, "answered long before exp");
+  json_object_put(o);
+  pc_resp_free(&r);
+
+  /* what is published after exp waits for the next poll, on a fresh token */
+  sleep_until_ms((long long)exp * 1000 + 100);
+  char *e = publish_ok(ch, "trade_executed", "{\"n\":1}");
+  char *tok2 = token_for(u, "user");
+  cr_assert_eq(pd_get(path, tok2, NULL, &r, T_LONG), 0);
+  cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+  char **items;
+  long n = pc_json_raw_items(r.body, "events", &items);
+  cr_assert_eq(n, 1, "%s", r.body);
+  char *eid = env_id(items[0]);
+  cr_assert_str_eq(eid, e);
+  free(eid);
+  pc_strv_free(items, n);
+  pc_resp_free(&r);
+
+  /* a poll cannot start on a token past exp and the leeway */
+  char *old = token_custom(u, "user", (long)now_s() - 200, (long)now_s() - 100);
+  cr_assert_eq(pd_get(path, old, NULL, &r, T_SHORT), 0);
+  cr_assert_eq(r.status, 401, "%d %s", r.status, r.body);
+  pc_resp_free(&r);
+  free(old);
+  free(e);
+  free(tok2);
+  free(path);
+  free(tok);
+  free(cur);
+  free(ch);
+}
+
+Test(ws, a_refresh_with_the_same_sub_keeps_the_connection_past_the_old_exp)
+{
+  char u[64];
+  snprintf(u, sizeof u, "%s", uniq("tw"));
+  char *ch = user_chan(u);
+  long exp = (long)now_s() + 3;
+  char *tok1 = token_custom(u, "user", (long)now_s(), exp);
+  struct ws_client *w = ws_ok(tok1);
+  char *chs = strf("[\"%s\"]", ch);
+  ws_subscribe(w, chs, NULL);
+  char *tok2 = token_custom(u, "user", (long)now_s(), (long)now_s() + 120);
+  cr_assert_eq(ws_sendf(w, "{\"action\":\"refresh\",\"token\":\"%s\"}", tok2), 0);
+  json_object *a = ws_next_json(w, T_SHORT);
+  cr_assert_not_null(a, "no answer to refresh");
+  cr_assert_str_eq(jget_str(a, "type"), "refreshed", "%s", json_object_to_json_string(a));
+  cr_assert_gt(jget_int(a, "exp"), exp);
+  json_object_put(a);
+
+  /* past the old exp and its grace: still open, still served */
+  sleep_until_ms((long long)(exp + 2) * 1000 + 700);
+  char *e = publish_ok(ch, "trade_executed", "{\"n\":1}");
+  const char *t = ws_next_text(w, T_SHORT);
+  cr_assert_not_null(t, "no event after the old token's exp (closed: %d, code %d)", w->closed,
+                     w->close_code);
+  cr_assert(strstr(t, "token_expiring") == NULL, "warned for a refreshed token: %s", t);
+  char *eid = env_id(t);
+  cr_assert_str_eq(eid, e);
+  free(eid);
+  char *chs2 = strf("[\"%s\"]", chan("market"));
+  ws_subscribe(w, chs2, NULL);
+  cr_assert_eq(w->close_code, -1);
+  ws_close(w);
+  free(chs2);
+  free(e);
+  free(chs);
+  free(tok1);
+  free(tok2);
+  free(ch);
+}
+
+Test(ws, a_refresh_for_another_sub_or_role_or_with_a_past_exp_is_refused_and_the_old_token_kept)
+{
+  char u[64];
+  snprintf(u, sizeof u, "%s", uniq("tr"));
+  long exp = (long)now_s() + 4;
+  char *tok1 = token_custom(u, "user", (long)now_s(), exp);
+  struct ws_client *w = ws_ok(tok1);
+  char *other = token_for(uniq("tro"), "user");
+  char *admin = token_for(u, "admin");
+  /* within the clock leeway, so valid at connect, but its exp is past */
+  char *past = token_custom(u, "user", (long)now_s() - 20, (long)now_s() - 5);
+  cr_assert_eq(ws_sendf(w, "{\"action\":\"refresh\",\"token\":\"%s\"}", other), 0);
+  ws_expect_error(w, "wrong_sub");
+  cr_assert_eq(ws_sendf(w, "{\"action\":\"refresh\",\"token\":\"%s\"}", admin), 0);
+  ws_expect_error(w, "wrong_sub");
+  cr_assert_eq(ws_sendf(w, "{\"action\":\"refresh\",\"token\":\"%s\"}", past), 0);
+  ws_expect_error(w, "bad_token");
+  cr_assert_eq(ws_send_text(w, "{\"action\":\"refresh\",\"token\":\"not.a.jwt\"}"), 0);
+  ws_expect_error(w, "bad_token");
+  cr_assert_eq(ws_send_text(w, "{\"action\":\"refresh\"}"), 0);
+  ws_expect_error(w, "bad_request");
+  /* the first token still rules: its warning, then its close */
+  json_object *x = ws_next_type(w, "token_expiring", 6000);
+  cr_assert_not_null(x, "no token_expiring for the kept token");
+  cr_assert_eq(jget_int(x, "exp"), exp);
+  json_object_put(x);
+  cr_assert_eq(ws_wait_close(w, 7000), 4001, "close code %d", w->close_code);
+  ws_close(w);
+  free(past);
+  free(admin);
+  free(other);
+  free(tok1);
+}
+
+Test(ws, without_a_refresh_a_warning_before_exp_then_close_4001_after_the_grace)
+{
+  char u[64];
+  snprintf(u, sizeof u, "%s", uniq("te"));
+  char *ch = user_chan(u);
+  long exp = (long)now_s() + 4;
+  char *tok = token_custom(u, "user", (long)now_s(), exp);
+  struct ws_client *w = ws_ok(tok);
+  char *chs = strf("[\"%s\"]", ch);
+  ws_subscribe(w, chs, NULL);
+  json_object *x = ws_next_type(w, "token_expiring", 6000);
+  cr_assert_not_null(x, "no token_expiring (closed: %d, code %d)", w->closed, w->close_code);
+  cr_assert_eq(jget_int(x, "exp"), exp, "%s", json_object_to_json_string(x));
+  cr_assert_eq(jget_int(x, "close_at"), exp + 2, "%s", json_object_to_json_string(x));
+  cr_assert_lt(now_ms(), (long long)exp * 1000, "the warning came after exp");
+  json_object_put(x);
+  int code = ws_wait_close(w, 8000);
+  cr_assert_eq(code, 4001, "close code %d", code);
+  cr_assert_str_eq(w->close_reason, "token expired");
+  cr_assert_geq(now_ms(), (long long)exp * 1000, "closed before exp");
+  ws_close(w);
+  free(chs);
+  free(tok);
+  free(ch);
+}
+
+Test(ws, subscribe_after_exp_is_refused_even_within_the_grace_and_allowed_after_a_refresh)
+{
+  char u[64];
+  snprintf(u, sizeof u, "%s", uniq("ts"));
+  char *ch = user_chan(u);
+  long exp = (long)now_s() + 2;
+  char *tok = token_custom(u, "user", (long)now_s(), exp);
+  struct ws_client *w = ws_ok(tok);
+  sleep_until_ms((long long)exp * 1000 + 200);
+  char *chs = strf("[\"%s\"]", ch);
+  cr_assert_eq(ws_sendf(w, "{\"action\":\"subscribe\",\"channels\":%s}", chs), 0);
+  json_object *e;
+  do { /* the warning may come first */
+    e = ws_next_json(w, T_SHORT);
+    cr_assert_not_null(e, "no answer to subscribe after exp (closed: %d)", w->closed);
+    if (strcmp(jget_str(e, "type"), "token_expiring") != 0)
+      break;
+    json_object_put(e);
+  } while (1);
+  cr_assert_str_eq(jget_str(e, "type"), "error", "%s", json_object_to_json_string(e));
+  cr_assert_str_eq(jget_str(e, "code"), "token_expired", "%s", json_object_to_json_string(e));
+  json_object_put(e);
+  char *tok2 = token_for(u, "user");
+  cr_assert_eq(ws_sendf(w, "{\"action\":\"refresh\",\"token\":\"%s\"}", tok2), 0);
+  json_object *a = ws_next_type(w, "refreshed", T_SHORT);
+  cr_assert_not_null(a, "no refreshed (closed: %d, code %d)", w->closed, w->close_code);
+  json_object_put(a);
+  ws_subscribe(w, chs, NULL);
+  ws_close(w);
+  free(tok2);
+  free(chs);
+  free(tok);
+  free(ch);
+}
