@@ -125,10 +125,10 @@ void sortie_api_events(struct sortie_app *app, struct sortie_req *req, struct so
   }
   long limit = 100;
   long ln = sortie_query_get(req->query, "limit", lim, sizeof lim);
-  if (ln >= 0) {
+  if (ln != -1) {
     char *end;
-    limit = strtol(lim, &end, 10);
-    if (ln == 0 || *end || limit < 1 || limit > 100) {
+    limit = ln > 0 ? strtol(lim, &end, 10) : 0;
+    if (ln <= 0 || *end || limit < 1 || limit > 100) {
       sortie_problem_field(resp, 400, "limit", "limit must be from 1 to 100");
       return;
     }
@@ -137,6 +137,10 @@ void sortie_api_events(struct sortie_app *app, struct sortie_req *req, struct so
   char curbuf[128];
   long kn = sortie_query_get(req->query, "cursor", curbuf, sizeof curbuf);
   uint64_t ms, seq;
+  if (kn == -2) {
+    sortie_problem_field(resp, 400, "cursor", "cursor is not one this server gave out");
+    return;
+  }
   if (kn > 0) {
     if ((size_t)kn > SORTIE_EVENT_ID_MAX || sortie_event_id_parse(curbuf, (size_t)kn, &ms, &seq) < 0) {
       sortie_problem_field(resp, 400, "cursor", "cursor is not one this server gave out");
@@ -229,7 +233,7 @@ void sortie_api_signal_list(struct sortie_app *app, struct sortie_req *req,
 {
   char which[16] = "active", lim[8] = "100";
   long n = sortie_query_get(req->query, "status", which, sizeof which);
-  if (n >= 0 && strcmp(which, "active") != 0 && strcmp(which, "all") != 0) {
+  if (n == -2 || (n >= 0 && strcmp(which, "active") != 0 && strcmp(which, "all") != 0)) {
     sortie_problem_field(resp, 400, "status", "status must be active or all");
     return;
   }
@@ -238,7 +242,7 @@ void sortie_api_signal_list(struct sortie_app *app, struct sortie_req *req,
   n = sortie_query_get(req->query, "limit", lim, sizeof lim);
   char *end;
   long limit = n > 0 ? strtol(lim, &end, 10) : 100;
-  if (n == 0 || (n > 0 && (*end || limit < 1 || limit > 200))) {
+  if (n == 0 || n == -2 || (n > 0 && (*end || limit < 1 || limit > 200))) {
     sortie_problem_field(resp, 400, "limit", "limit must be from 1 to 200");
     return;
   }

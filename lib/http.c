@@ -203,8 +203,10 @@ long sortie_query_get(const char *query, const char *name, char *out, size_t n)
   while (*p) {
     const char *amp = strchr(p, '&');
     size_t len = amp ? (size_t)(amp - p) : strlen(p);
-    if (len > nl && p[nl] == '=' && memcmp(p, name, nl) == 0)
-      return pct_decode(p + nl + 1, len - nl - 1, out, n, 1);
+    if (len > nl && p[nl] == '=' && memcmp(p, name, nl) == 0) {
+      long r = pct_decode(p + nl + 1, len - nl - 1, out, n, 1);
+      return r < 0 ? -2 : r;
+    }
     if (len == nl && memcmp(p, name, nl) == 0) {
       out[0] = '\0';
       return 0;

@@ -105,7 +105,9 @@ void sortie_problem_field(struct sortie_resp *r, int status, const char *field, 
 void sortie_problem_base(const char *base);
 
 /** Gets query parameter `name` percent-decoded into `out` (size n). Returns its
- * length, or -1 if absent, too long or badly encoded. */
+ * length, -1 if absent, or -2 if present but too long for `out`, badly
+ * encoded, or holding a NUL (a caller answers 400 for it: a bad value is
+ * never taken for a missing one). */
 long sortie_query_get(const char *query, const char *name, char *out, size_t n);
 
 /** Weak comparison of an If-None-Match header with an ETag: 1 if it matches. */

@@ -475,6 +475,42 @@ Test(events, a_malformed_cursor_is_400)
   free(tok);
 }
 
+/* A value that cannot be read is refused, never taken for a missing one:
+ * a cursor longer than any id, a bad %-escape, an encoded NUL; a limit or a
+ * status too long to read. */
+Test(events, unreadable_query_values_are_400_not_absent)
+{
+  char ch[128];
+  market(ch, sizeof ch);
+  char *tok = token_for(uniq("a"), "user");
+  char longcur[300];
+  memset(longcur, '1', sizeof longcur - 1);
+  longcur[sizeof longcur - 1] = '\0';
+  const char *cases[][2] = {
+      {"cursor", longcur}, {"cursor", "%zz"}, {"cursor", "1-%00"},
+      {"limit", "10000000000000000000000"}, {"limit", "%"}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *path = NULL;
+    if (asprintf(&path, "/api/events?channels=%s&%s=%s", ch, cases[i][0], cases[i][1]) < 0)
+      cr_assert_fail("asprintf");
+    struct http_resp r;
+    http("GET", path, tok, NULL, NULL, NULL, &r);
+    cr_assert_eq(r.status, 400, "%s=%.40s: %ld %s", cases[i][0], cases[i][1], r.status, r.body);
+    cr_assert_str_eq(jget_str(r.json, "field"), cases[i][0]);
+    http_free(&r);
+    free(path);
+  }
+  const char *sig[] = {"/api/signals?status=activeactiveactiveactive",
+                       "/api/signals?limit=10000000000000000000000", "/api/signals?status=%zz"};
+  for (size_t i = 0; i < sizeof sig / sizeof sig[0]; i++) {
+    struct http_resp r;
+    http("GET", sig[i], tok, NULL, NULL, NULL, &r);
+    cr_assert_eq(r.status, 400, "%s: %ld %s", sig[i], r.status, r.body);
+    http_free(&r);
+  }
+  free(tok);
+}
+
 Test(events, a_cursor_older_than_the_history_gets_one_reset)
 {
   char ch[128];
