@@ -8,11 +8,25 @@
  *   const live = SortieLive.connect({
  *     channels: ["mission:sig_1", "user:alice"],
  *     token,                       // or null: the sortie_token cookie is used
+ *     refreshToken() {},           // optional: a fresh token (or a Promise of one)
+ *     onToken(token) {},           // optional: the token changed (for REST calls)
  *     onEvent(envelope) {},        // each event, once, in order
  *     onReset(channel) {},         // history lost: refetch state over REST
- *     onStatus(state, transport) {}// "live" | "reconnecting" | "offline"
+ *     onStatus(state, transport) {}// "live" | "reconnecting" | "offline" | "expired"
  *   });
+ *   live.setToken(token);          // a new token from elsewhere
  *   live.close();
+ *
+ * Token lifetime (docs/PUSHD.md): the daemon ends a stream at its token's
+ * exp. A WebSocket is warned first (token_expiring) and gets a fresh token in
+ * place ({"action":"refresh"}); SSE ends with a token_expired event and a
+ * long-poll with "token_expired":true, and both start again at once, from the
+ * cursor, on a fresh token. A fresh token comes from refreshToken(), else from
+ * sessionStorage "sortie_token" when something (the site's sign-in, another
+ * script) put a newer one there. With the cookie, the reconnect carries the
+ * cookie the browser has then. With a token and no fresh one, every request
+ * would be refused: the status becomes "expired" and nothing is retried until
+ * setToken() gives one.
  */
 (function (global) {
   "use strict";
@@ -51,6 +65,42 @@
     var current = null;     // {stop()} of the running transport
     var timer = null, upgradeTimer = null;
     var blocked = opts.blocked || {}; // transports to skip (tests, settings)
+
+    function storedToken() {
+      try { return global.sessionStorage.getItem("sortie_token"); } catch (e) { return null; }
+    }
+
+    /* A token newer than the one in use, or null (none to be had, or the
+     * cookie is in use and cannot be read). Adopts it. */
+    function freshToken() {
+      var get = opts.refreshToken || storedToken;
+      return Promise.resolve().then(get).catch(function () { return null; }).then(function (t) {
+        if (!t || typeof t !== "string" || t === opts.token) return null;
+        opts.token = t;
+        if (opts.onToken) opts.onToken(t);
+        return t;
+      });
+    }
+
+    /* The daemon ended the stream for its token's exp (SSE token_expired, a
+     * poll answered with token_expired, WebSocket close 4001). */
+    function tokenEnded(name) {
+      current = null;
+      freshToken().then(function (t) {
+        if (self.closed) return;
+        if (t) {            // start again at once: the resume covers the gap
+          clearTimeout(timer);
+          attempt = 0;
+          start();
+        } else if (!opts.token) {
+          down(name, true); // the cookie: after the backoff, with whatever cookie is set then
+        } else {
+          clearTimeout(timer);
+          clearTimeout(upgradeTimer);
+          setStatus("expired", name);
+        }
+      });
+    }
 
     function tokenQuery(sep) {
       return opts.token ? sep + "token=" + encodeURIComponent(opts.token) : "";
@@ -171,18 +221,28 @@
           if (!live) { live = true; clearTimeout(guard); up("websocket"); }
           return;
         }
-        if (msg.type === "pong" || msg.type === "unsubscribed") return;
+        if (msg.type === "token_expiring") {
+          // with a token of our own: a fresh one in place, before the close
+          if (opts.token) freshToken().then(function (t) { if (t && !stopped) refresh(t); });
+          return;
+        }
+        if (msg.type === "pong" || msg.type === "unsubscribed" || msg.type === "refreshed") return;
         if (msg.type === "error") {
           if (opts.onError) opts.onError(msg);
           return;
         }
         handle(msg);
       };
-      ws.onclose = function () {
+      function refresh(t) {
+        try { ws.send(JSON.stringify({ action: "refresh", token: t })); } catch (e) { /* closing */ }
+      }
+      ws.onclose = function (ev) {
         clearTimeout(guard);
-        if (!stopped) down("websocket", live);
+        if (stopped) return;
+        if (ev && ev.code === 4001) tokenEnded("websocket");
+        else down("websocket", live);
       };
-      return { stop: function () { stopped = true; clearTimeout(guard); ws.close(); } };
+      return { stop: function () { stopped = true; clearTimeout(guard); ws.close(); }, refresh: refresh };
     }
 
     /* ---- Server-Sent Events ---- */
@@ -206,6 +266,15 @@
       es.onmessage = onAny;
       // named events: every type the page may get
       (opts.types || []).concat(["reset"]).forEach(function (t) { es.addEventListener(t, onAny); });
+      // the stream ended at the token's exp: again at once on a fresh token
+      // (no id: the cursor stays on the last event)
+      es.addEventListener("token_expired", function () {
+        if (stopped) return;
+        stopped = true;
+        es.close();
+        clearTimeout(guard);
+        tokenEnded("sse");
+      });
       es.onerror = function () {
         // EventSource reconnects by itself with Last-Event-ID; we take over
         // instead, to apply our own backoff and fallback
@@ -234,6 +303,7 @@
             if (!live) { live = true; up("longpoll"); }
             (body.events || []).forEach(handle);
             moveCursor(body.cursor);
+            if (body.token_expired) { stopped = true; tokenEnded("longpoll"); return; }
             once();
           })
           .catch(function () { if (!stopped) down("longpoll", live); });
@@ -272,6 +342,16 @@
     function authHeaders() {
       return opts.token ? { Authorization: "Bearer " + opts.token } : {};
     }
+
+    /* A new token from the page: used from now on (a live WebSocket takes it
+     * in place); after "expired", connects again. */
+    self.setToken = function (t) {
+      if (!t || t === opts.token) return;
+      opts.token = t;
+      if (self.closed) return;
+      if (self.state === "expired") { attempt = 0; failures = 0; start(); return; }
+      if (current && current.refresh) current.refresh(t);
+    };
 
     self.close = function () {
       self.closed = true;

@@ -78,7 +78,8 @@
     }
   }
 
-  var badgeLabels = { live: "LIVE", reconnecting: "RECONNECTING", offline: "OFFLINE" };
+  var badgeLabels = { live: "LIVE", reconnecting: "RECONNECTING", offline: "OFFLINE",
+                      expired: "SIGNED OUT" };
   var transportLabels = {
     websocket: "WebSocket", sse: "Server-Sent Events", longpoll: "long-poll", polling: "polling"
   };
@@ -316,6 +317,8 @@
       types: ["fire_count_update", "mission_status_update", "user_stats_update", "trade_executed",
               "trade_closed", "equity_updated", "risk_alert", "notification", "market_update"],
       token: token,
+      // a fresh token live.js found (sessionStorage) serves REST calls too
+      onToken: function (t) { token = t; },
       blocked: blocked,
       onEvent: onEvent,
       onReset: function () { loadMission(); },
