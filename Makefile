@@ -139,6 +139,11 @@ $(BUILD)/tests/unit/test_resume: $(BUILD)/tests/unit/test_resume.o $(BUILD)/test
                                  $(PUSHD_CORE_OBJ) $(LIBA)
 	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIBA) $(LIBS_CORE) $(LIBS_TEST) $(LDFLAGS)
 
+# long-poll clients on the same core, with their transport and reply code
+$(BUILD)/tests/unit/test_poll: $(BUILD)/tests/unit/test_poll.o $(BUILD)/tests/unit/fake_bus.o \
+                               $(PUSHD_CORE_OBJ) $(BUILD)/pushd/poll.o $(BUILD)/pushd/reply.o $(LIBA)
+	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIBA) $(LIBS_CORE) -lmicrohttpd $(LIBS_TEST) $(LDFLAGS)
+
 $(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(HARNESS_OBJ) $(LIBA)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(HARNESS_OBJ) $(LIBA) $(LIBS_CORE) $(LIBS_TEST) $(LDFLAGS)
 

@@ -39,6 +39,8 @@ struct pd_stream_req {
   struct MHD_Connection *mhd;          /* poll: the suspended request */
   uint32_t timeout_s;                  /* poll */
   void (*wake)(struct MHD_Connection *mhd); /* poll: resume the request, run MHD */
+  struct pd_client **slot;             /* poll: where the request keeps the client; set
+                                          to NULL if the client goes before the request */
 };
 
 struct pd_transport {

@@ -57,7 +57,8 @@ struct req {
   uint32_t timeout_s;
   uint64_t serial;
   struct MHD_Connection *conn;
-  struct pd_client *poll; /* a long-poll in progress */
+  struct pd_client *poll; /* a long-poll in progress (NULL again if it ended early) */
+  uint8_t poll_started;
 };
 
 static void req_free(struct req *r)
@@ -230,7 +231,9 @@ static enum MHD_Result start_poll(struct MHD_Connection *conn, struct req *r)
                             .mhd = conn,
                             .timeout_s = r->timeout_s,
                             .wake = wake,
+                            .slot = &r->poll,
                             .counted = r->phase == 1};
+  r->poll_started = 1;
   r->poll = pd_poll_transport.start(&sr);
   return MHD_YES;
 }
@@ -277,6 +280,10 @@ static enum MHD_Result stream_request(struct MHD_Connection *conn,
     /* called again: after the limit check, or a long-poll with its answer */
     if (r->poll)
       return pd_poll_respond(r->poll, conn, r->origin);
+    if (r->poll_started)
+      return pd_reply_problem(conn, 503, "unavailable", "Unavailable",
+                              "the poll was ended early; ask again with the same cursor",
+                              r->origin);
     if (r->phase == 0)
       return MHD_YES;
     if (r->phase == 2) {

@@ -29,6 +29,7 @@ struct poll_state {
   int have_at;
   struct sortie_timer timeout;
   struct sortie_timer soon; /* answer at the next turn: events of one turn go together */
+  struct pd_client **slot; /* the request's pointer to c (pd_stream_req) */
   uint8_t answered;        /* resumed with a response to give */
   uint8_t finished;        /* libmicrohttpd is done with the request */
   uint8_t live;            /* history is behind us */
@@ -162,6 +163,16 @@ static void poll_shutdown(struct pd_client *c)
 static void poll_destroy(struct pd_client *c)
 {
   struct poll_state *st = c->tp_state;
+  if (st && !st->finished) {
+    /* closed before libmicrohttpd was done with the request (too many
+     * events waited while it resumed, say): the request must not keep a
+     * pointer to it, and must not stay suspended for ever; woken, it finds
+     * no client and answers 503 (ask again, same cursor) */
+    if (st->slot)
+      *st->slot = NULL;
+    if (!st->answered)
+      st->wake(st->mhd);
+  }
   if (st) {
     sortie_timer_stop(&st->timeout);
     sortie_timer_stop(&st->soon);
@@ -175,6 +186,7 @@ static struct pd_client *poll_start(const struct pd_stream_req *r)
 {
   struct pd_client *c = pd_client_new(&pd_poll_transport, -1, r->who, r->serial, r->counted);
   struct poll_state *st = sortie_xcalloc(1, sizeof *st);
+  st->slot = r->slot;
   st->c = c;
   st->mhd = r->mhd;
   st->wake = r->wake;
