@@ -83,7 +83,9 @@ void pd_conn_send(struct pd_conn *c, struct pd_chunk *ch)
 {
   if (c->closing || c->close_after_flush)
     return;
-  if (c->qbytes + ch->len > outbuf_max) {
+  /* bytes, and entries: many tiny chunks (a pong per ping) cost more than
+   * their bytes, so a queue holds at most one entry per 64 bytes allowed */
+  if (c->qbytes + ch->len > outbuf_max || c->qlen >= outbuf_max / 64) {
     /* a client that cannot keep up is cut off; it resumes from history */
     pd_stats_self()->slow_disconnects++;
     pd_conn_close(c, "slow consumer: outbound queue full");

@@ -49,8 +49,18 @@ struct ws_state {
   uint8_t in_message;          /* a fragmented data message is under way */
   uint8_t warned;              /* token_expiring sent for the token's exp */
   uint8_t hdr[14];
+  uint16_t pings;              /* ping frames seen in this read (a flood closes) */
+  uint32_t budget;             /* bytes this read may still take (fair turns) */
   uint64_t left;               /* payload bytes of the current frame to come */
 };
+
+/* One read of a client takes at most this much: a client that sends without
+ * pause (a ping flood, say) gets its turn like everyone else, and what its
+ * frames make wslay queue (a pong per ping) stays small before it goes to the
+ * capped outbound queue. */
+#define WS_READ_BUDGET 65536
+/* More ping frames than this in one read is a flood: closed with 1008. */
+#define WS_PINGS_PER_READ 1000
 
 /* Follows `n` bytes of the client's stream (see above). */
 static void ws_scan(struct ws_state *st, const uint8_t *p, size_t n)
@@ -82,6 +92,8 @@ static void ws_scan(struct ws_state *st, const uint8_t *p, size_t n)
     unsigned opcode = st->hdr[0] & 0x0f, fin = st->hdr[0] & 0x80;
     if (opcode < 8) /* control frames may come inside a message and end nothing */
       st->in_message = !fin;
+    else if (opcode == 9 && st->pings < UINT16_MAX)
+      st->pings++;
     st->left = len;
     st->hlen = 0;
   }
@@ -397,8 +409,14 @@ static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
 {
   (void)flags;
   struct pd_client *c = ud;
-  ssize_t n = read(c->conn.io.fd, buf, len);
+  struct ws_state *st = c->tp_state;
+  if (st->budget == 0) {
+    wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK); /* the rest next turn */
+    return -1;
+  }
+  ssize_t n = read(c->conn.io.fd, buf, len < st->budget ? len : st->budget);
   if (n > 0) {
+    st->budget -= (uint32_t)n;
     pd_conn_heard(&c->conn);
     ws_scan(c->tp_state, buf, (size_t)n);
     return n;
@@ -459,9 +477,15 @@ static void ws_readable(struct pd_client *c)
   }
   if (st->ctx == NULL)
     ws_ctx_new(c, st);
+  st->budget = WS_READ_BUDGET;
+  st->pings = 0;
   int rc = wslay_event_recv(st->ctx);
   if (c->conn.closing)
     return;
+  if (st->pings > WS_PINGS_PER_READ) {
+    ws_close_code(c, 1008, "too many pings");
+    return;
+  }
   if (rc != 0) {
     if (st->io_failed) {
       pd_client_close(c, "read failed");
