@@ -9,7 +9,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PAGE 500 /* events per history read */
+#define PAGE 500 /* events per history read, at most */
+/* A read looks at up to page + 1 entries of each of its channels (to merge
+ * them in id order), so a page shrinks as channels grow: any read costs
+ * Redis about this many entries, whoever asks and with however many
+ * channels (64 channels: pages of 31). */
+#define READ_ENTRIES 2000
+#define PAGE_MIN 16
+
+static uint32_t page_for(uint32_t nchannels)
+{
+  uint32_t p = nchannels ? READ_ENTRIES / nchannels : PAGE;
+  return p > PAGE ? PAGE : p < PAGE_MIN ? PAGE_MIN : p;
+}
 
 enum jstate {
   J_NEW,        /* not yet sent */
@@ -34,6 +46,7 @@ struct pd_job {
   size_t pending_bytes;               /* what they will cost in the queue */
   uint32_t nwait;                     /* channels not yet subscribed in Redis */
   uint32_t gen;                       /* link generation when the read went out */
+  uint32_t page;                      /* the page size that read asked for */
   enum jstate state;
   uint8_t cancelled; /* its subscriptions all left while in flight: free on return */
   uint8_t from_now;  /* started without an id: its first read fixes the position */
@@ -347,7 +360,7 @@ static void on_history(void *ud, const struct pd_hist *h)
     return;
   }
   memcpy(j->from, h->end, sizeof j->from);
-  if (h->nevents >= PAGE || j->gen != link_gen) {
+  if (h->nevents >= j->page || j->gen != link_gen) {
     /* a full page: there is more. Or the subscriber link was lost since the
      * read went out, so live events after the end may be missing: read
      * again from the end once the channels are subscribed again. */
@@ -400,7 +413,8 @@ static void job_send(struct pd_job *j)
     }
   }
   j->gen = link_gen;
-  int rc = pd_bus_history(j->from, names, j->nsubs, j->from_now ? 1 : PAGE, on_history, j);
+  j->page = j->from_now ? 1 : page_for(j->nsubs);
+  int rc = pd_bus_history(j->from, names, j->nsubs, j->page, on_history, j);
   free(names);
   if (rc < 0)
     wait_redis(j);

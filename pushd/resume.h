@@ -4,7 +4,8 @@
  * then what came live meanwhile; at the seam no gap and no duplicate.
  *
  * The seam: a job waits until every channel it covers is subscribed in
- * Redis, then reads history after its id (events.lua, in pages of 500).
+ * Redis, then reads history after its id (events.lua, in pages of at most
+ * 500, fewer the more channels a read covers: about 2,000 entries a read).
  * Live events for its subscriptions that arrive meanwhile wait in the job.
  * When history is exhausted at id E (every event up to E was in it), the
  * waiting events after each subscription's last id go out, in order, and the

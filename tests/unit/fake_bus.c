@@ -203,6 +203,12 @@ uint32_t fake_read_nchannels(size_t i)
   return r ? r->n : 0;
 }
 
+uint32_t fake_read_limit(size_t i)
+{
+  struct read *r = read_at(i);
+  return r ? r->limit : 0;
+}
+
 uint64_t fake_reads_done(void)
 {
   return reads_done;

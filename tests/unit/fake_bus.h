@@ -45,6 +45,8 @@ int fake_answer_read(size_t i);
 /** The `from` and channel count of waiting read i (for checks). */
 const char *fake_read_from(size_t i);
 uint32_t fake_read_nchannels(size_t i);
+/** The page size (events at most) read i asked for. */
+uint32_t fake_read_limit(size_t i);
 /** Reads answered so far. */
 uint64_t fake_reads_done(void);
 /** Pumps the subscriber link and answers reads until both are empty (and
