@@ -50,6 +50,8 @@ struct ws_state {
   uint8_t warned;              /* token_expiring sent for the token's exp */
   uint8_t hdr[14];
   uint16_t pings;              /* ping frames seen in this read (a flood closes) */
+  uint16_t msgs;               /* messages handled in the second `msg_sec` */
+  uint32_t msg_sec;
   uint32_t budget;             /* bytes this read may still take (fair turns) */
   uint64_t left;               /* payload bytes of the current frame to come */
 };
@@ -61,6 +63,10 @@ struct ws_state {
 #define WS_READ_BUDGET 65536
 /* More ping frames than this in one read is a flood: closed with 1008. */
 #define WS_PINGS_PER_READ 1000
+/* Messages (subscribe, unsubscribe, ping, refresh) one connection may send
+ * per second: each subscribe starts Redis work (a SUBSCRIBE, history reads),
+ * so a storm of them is refused, message by message, with "rate_limited". */
+#define WS_MSGS_PER_S 50
 
 /* Follows `n` bytes of the client's stream (see above). */
 static void ws_scan(struct ws_state *st, const uint8_t *p, size_t n)
@@ -391,6 +397,18 @@ static void on_text(struct pd_client *c, const uint8_t *p, size_t len)
   const char *action = NULL;
   size_t al;
   sortie_json_str(msg, "action", &action, &al);
+  struct ws_state *st = c->tp_state;
+  uint32_t sec = (uint32_t)(sortie_loop_now(pd_conns_loop()) / 1000);
+  if (st->msg_sec != sec) {
+    st->msg_sec = sec;
+    st->msgs = 0;
+  }
+  if (++st->msgs > WS_MSGS_PER_S) {
+    send_error(c, "rate_limited", "at most %d messages a second; this one was not handled",
+               WS_MSGS_PER_S);
+    json_object_put(msg);
+    return;
+  }
   if (action && strcmp(action, "subscribe") == 0)
     subscribe(c, msg);
   else if (action && strcmp(action, "unsubscribe") == 0)

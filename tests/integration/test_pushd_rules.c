@@ -533,6 +533,46 @@ Test(rules, ws_bad_json_and_unknown_action_are_errors_and_the_connection_stays)
   free(tok);
 }
 
+/* A storm of messages on one WebSocket (each subscribe starts Redis work) is
+ * refused past 50 a second, message by message; the connection stays and
+ * is served again the next second. */
+Test(rules, ws_message_storm_is_rate_limited_and_the_connection_stays)
+{
+  char *tok = token_for(uniq("storm"), "user");
+  struct ws_client *ws = ws_ok(tok);
+  const char *ch = chan("market");
+  char *sub = strf("{\"action\":\"subscribe\",\"channels\":[\"%s\"]}", ch);
+  char *unsub = strf("{\"action\":\"unsubscribe\",\"channels\":[\"%s\"]}", ch);
+  for (int i = 0; i < 200; i++)
+    cr_assert_eq(ws_send_text(ws, i % 2 ? unsub : sub), 0);
+  int limited = 0, other = 0;
+  long long end = pc_now() + T_LONG;
+  while (pc_now() < end && limited + other < 200) {
+    json_object *m = ws_next_json(ws, 500);
+    if (m == NULL)
+      break;
+    const char *t = jget_str(m, "type");
+    const char *code = jget_str(m, "code");
+    if (t && strcmp(t, "error") == 0 && code && strcmp(code, "rate_limited") == 0)
+      limited++;
+    else
+      other++;
+    json_object_put(m);
+  }
+  /* at most 50 handled in each second the burst spans (two at most) */
+  cr_assert_geq(limited, 200 - 2 * 50, "200 messages at once, %d refused (%d other answers)",
+                limited, other);
+  pc_sleep_ms(1100);
+  cr_assert_eq(ws_send_text(ws, "{\"action\":\"ping\"}"), 0);
+  json_object *p = ws_next_type(ws, "pong", T_SHORT);
+  cr_assert_not_null(p, "not served again after the storm");
+  json_object_put(p);
+  ws_close(ws);
+  free(sub);
+  free(unsub);
+  free(tok);
+}
+
 Test(rules, ws_unsubscribe_stops_a_channel)
 {
   char a[128], b[128];
