@@ -9,7 +9,7 @@
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 20
 FUZZ_CC      ?= clang
-FUZZ_NAMES    = json cursor token query decimal frame
+FUZZ_NAMES    = json cursor token query decimal frame html wskey event wsmsg
 FUZZ_BINS     = $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_NAMES))
 FUZZ_SAN      = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
@@ -33,6 +33,14 @@ FUZZ_SRC_decimal = lib/decimal.c
 FUZZ_LIBS_decimal =
 FUZZ_SRC_frame   = pushd/frame.c lib/buf.c
 FUZZ_LIBS_frame  = -lcrypto
+FUZZ_SRC_html    = lib/json.c lib/valid.c lib/buf.c
+FUZZ_LIBS_html   = -ljson-c
+FUZZ_SRC_wskey   = pushd/frame.c lib/buf.c
+FUZZ_LIBS_wskey  = -lcrypto
+FUZZ_SRC_event   = pushd/event.c pushd/frame.c lib/json.c lib/valid.c lib/buf.c
+FUZZ_LIBS_event  = -ljson-c -lcrypto
+FUZZ_SRC_wsmsg   = pushd/event.c pushd/frame.c lib/auth.c lib/json.c lib/valid.c lib/buf.c
+FUZZ_LIBS_wsmsg  = -ljson-c -ljwt -lcrypto
 
 .PHONY: fuzz fuzz-build
 fuzz: fuzz-build
