@@ -186,3 +186,12 @@ int sortie_utf8_valid(const unsigned char *s, size_t len)
   }
   return 1;
 }
+
+size_t sortie_utf8_prefix(const char *s, size_t len, size_t max)
+{
+  size_t n = len < max ? len : max;
+  /* never end inside a character: back off to its first byte */
+  while (n > 0 && n < len && ((unsigned char)s[n] & 0xC0) == 0x80)
+    n--;
+  return sortie_utf8_valid((const unsigned char *)s, n) ? n : 0;
+}

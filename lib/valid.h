@@ -51,5 +51,9 @@ int sortie_unhex(char c);
 /** 1 if `len` bytes at `s` are well-formed UTF-8 (RFC 3629: no overlong
  * forms, no surrogates, nothing above U+10FFFF). */
 int sortie_utf8_valid(const unsigned char *s, size_t len);
+/** How many bytes of s (len bytes) to quote in a message so that at most
+ * `max` go and the quote is whole UTF-8: cut before a character that would
+ * not fit; 0 when those bytes are not UTF-8 at all. */
+size_t sortie_utf8_prefix(const char *s, size_t len, size_t max);
 
 #endif

@@ -145,7 +145,7 @@ static int parse_channels(struct MHD_Connection *conn, struct req *r, unsigned *
     size_t l = comma ? (size_t)(comma - p) : strlen(p);
     if (sortie_channel_parse(p, l, NULL, NULL) <= SORTIE_CHAN_UNKNOWN || l > SORTIE_CHANNEL_MAX) {
       *status = 400;
-      snprintf(detail, n, "'%.*s' is not a channel", (int)(l > 80 ? 80 : l), p);
+      snprintf(detail, n, "'%.*s' is not a channel", (int)sortie_utf8_prefix(p, l, 80), p);
       return -1;
     }
     if (!sortie_auth_may_read(&r->who, p, l)) {
@@ -341,7 +341,7 @@ static enum MHD_Result stream_request(struct MHD_Connection *conn,
     if (t) {
       char *end;
       to = strtol(t, &end, 10);
-      if (*end || to < 0 || to > cfg->push_poll_timeout_max_s) {
+      if (*t == '\0' || *end || to < 0 || to > cfg->push_poll_timeout_max_s) {
         snprintf(detail, sizeof detail, "timeout must be from 0 to %d seconds",
                  cfg->push_poll_timeout_max_s);
         return pd_reply_problem(conn, 400, "malformed", "Malformed request", detail, origin);

@@ -223,7 +223,11 @@ static void subscribe(struct pd_client *c, json_object *msg)
     size_t len = name ? strlen(name) : 0;
     if (name == NULL || len > SORTIE_CHANNEL_MAX ||
         sortie_channel_parse(name, len, NULL, NULL) <= SORTIE_CHAN_UNKNOWN) {
-      send_error(c, "invalid_channel", "'%.80s' is not a channel", name ? name : "(not a string)");
+      if (name == NULL)
+        send_error(c, "invalid_channel", "a channel name must be a string");
+      else
+        send_error(c, "invalid_channel", "'%.*s' is not a channel",
+                   (int)sortie_utf8_prefix(name, len, 80), name);
       return;
     }
     if (!sortie_auth_may_read(&c->who, name, len)) {

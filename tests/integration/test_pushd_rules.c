@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "test_pushd_util.h"
+#include "valid.h"
 
 SORTIE_WORLD_CONF("push.origins = https://good.example, https://also.example\n"
                   "push.max_conn_per_user = 3\n"
@@ -331,6 +332,37 @@ Test(rules, bad_channel_names_are_400_or_invalid_channel)
   cr_assert_str_eq(jget_str(o, "type"), "pong");
   json_object_put(o);
   ws_close(ws);
+  free(tok);
+}
+
+/* An error that quotes a bad channel name stays whole UTF-8 (a WebSocket
+ * text frame that is not is a protocol error for the client), however the
+ * name is cut; an empty timeout is a bad timeout, not 0. */
+Test(rules, errors_quoting_a_channel_stay_utf8_and_an_empty_timeout_is_400)
+{
+  char *tok = token_for(uniq("u8"), "user");
+  char name[128];
+  memset(name, 'a', 79);
+  strcpy(name + 79, "\xc3\xa9"); /* the 80th and 81st bytes: one character */
+  struct ws_client *ws = ws_ok(tok);
+  cr_assert_eq(ws_sendf(ws, "{\"action\":\"subscribe\",\"channels\":[\"%s\"]}", name), 0);
+  const char *t = ws_next_text(ws, T_SHORT);
+  cr_assert_not_null(t, "no answer");
+  cr_assert(sortie_utf8_valid((const unsigned char *)t, strlen(t)), "not UTF-8: %s", t);
+  cr_assert(strstr(t, "invalid_channel"), "%s", t);
+  ws_close(ws);
+  /* the same through SSE: the problem+json body */
+  char *path = strf("/events?channels=%.79s%%C3%%A9", name);
+  struct sse_client *c = sse_open(world_push_base(), path, tok, NULL, NULL, 0, T_SHORT);
+  cr_assert(c && c->status == 400, "SSE: %d", c ? c->status : -1);
+  cr_assert(sortie_utf8_valid((const unsigned char *)c->body, strlen(c->body)), "not UTF-8: %s",
+            c->body);
+  json_object *o = json_tokener_parse(c->body);
+  cr_assert_not_null(o, "not JSON: %s", c->body);
+  json_object_put(o);
+  sse_close(c);
+  free(path);
+  cr_assert_eq(poll_status("channels=signals&timeout=", tok, NULL), 400, "an empty timeout");
   free(tok);
 }
 

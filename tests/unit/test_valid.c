@@ -313,3 +313,15 @@ Test(id, refuses_the_dot_segments)
   cr_expect(sortie_valid_id("...", 3));
   cr_expect(sortie_valid_id(".a", 2));
 }
+
+/* ---- sortie_utf8_prefix ---- */
+
+Test(utf8_prefix, never_cuts_inside_a_character)
+{
+  const char *s = "ab\xc3\xa9z"; /* a b é z */
+  cr_expect_eq(sortie_utf8_prefix(s, 5, 10), 5);
+  cr_expect_eq(sortie_utf8_prefix(s, 5, 4), 4);
+  cr_expect_eq(sortie_utf8_prefix(s, 5, 3), 2, "the cut would split é");
+  cr_expect_eq(sortie_utf8_prefix("\xe2\x82\xac", 3, 2), 0);
+  cr_expect_eq(sortie_utf8_prefix("\xff\xfe", 2, 80), 0, "not UTF-8 at all");
+}
