@@ -17,36 +17,6 @@ SORTIE_WORLD_CONF("push.workers = 1\n");
 #define NEV 40
 #define FLOOD_MS 3000
 
-static long worker_kib(const char *field)
-{
-  char path[512], line[256];
-  snprintf(path, sizeof path, "%s/pushd.pid", world_run());
-  FILE *f = fopen(path, "r");
-  long master = 0, worker = 0;
-  if (f) {
-    if (fscanf(f, "%ld", &master) != 1)
-      master = 0;
-    fclose(f);
-  }
-  snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", master, master);
-  f = fopen(path, "r");
-  if (f) {
-    if (fscanf(f, "%ld", &worker) != 1)
-      worker = 0;
-    fclose(f);
-  }
-  snprintf(path, sizeof path, "/proc/%ld/status", worker ? worker : master);
-  f = fopen(path, "r");
-  long kib = -1;
-  size_t fl = strlen(field);
-  while (f && fgets(line, sizeof line, f))
-    if (strncmp(line, field, fl) == 0)
-      kib = atol(line + fl);
-  if (f)
-    fclose(f);
-  return kib;
-}
-
 struct flood {
   struct ws_client *ws;
   int reads;          /* the flooder reads what it is sent */
@@ -129,7 +99,7 @@ static void run_flood(int reads, long *rss_before, long *hwm_after, struct flood
   memset(fl, 0, sizeof *fl);
   fl->ws = ws_ok(ftok);
   fl->reads = reads;
-  *rss_before = worker_kib("VmRSS:");
+  *rss_before = pushd_worker_kib("VmRSS:");
   pthread_t th;
   pthread_create(&th, NULL, flooder, fl);
   /* the others' events while the flood goes on: latency from publish to receipt */
@@ -150,7 +120,7 @@ static void run_flood(int reads, long *rss_before, long *hwm_after, struct flood
     pc_sleep_ms(FLOOD_MS / NEV);
   }
   pthread_join(th, NULL);
-  *hwm_after = worker_kib("VmHWM:");
+  *hwm_after = pushd_worker_kib("VmHWM:");
   *ok_complete = 0;
   for (int i = 0; i < NOK; i++) {
     *ok_complete += ok[i]->nevents == NEV;

@@ -20,34 +20,13 @@ SORTIE_WORLD_CONF("push.workers = 1\n"
 #define BACKLOG 1200
 #define LIVE 20 /* events per live batch; three batches */
 
-static long worker_pid(void)
-{
-  char path[512];
-  snprintf(path, sizeof path, "%s/pushd.pid", world_run());
-  FILE *f = fopen(path, "r");
-  long master = 0, worker = 0;
-  if (f) {
-    if (fscanf(f, "%ld", &master) != 1)
-      master = 0;
-    fclose(f);
-  }
-  snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", master, master);
-  f = fopen(path, "r");
-  if (f) {
-    if (fscanf(f, "%ld", &worker) != 1)
-      worker = 0;
-    fclose(f);
-  }
-  return worker ? worker : master;
-}
-
 /* The Redis client ids of the daemon's connections: its sockets (by inode)
  * matched to /proc/net/tcp for their local ports, then to CLIENT LIST by
  * address. pubsub: 1 for the subscriber link, 0 for the command link.
  * Returns how many were found (at most max). */
 static int daemon_links(int pubsub, long long *ids, int max)
 {
-  long pid = worker_pid();
+  long pid = pushd_worker_pid();
   char path[512];
   snprintf(path, sizeof path, "/proc/%ld/fd", pid);
   unsigned long inodes[4096];

@@ -187,37 +187,6 @@ static int all_in(void)
   return 1;
 }
 
-static long peak_kib(void)
-{
-  char path[512], line[256];
-  snprintf(path, sizeof path, "%s/pushd.pid", world_run());
-  FILE *f = fopen(path, "r");
-  long master = 0;
-  if (f) {
-    if (fscanf(f, "%ld", &master) != 1)
-      master = 0;
-    fclose(f);
-  }
-  /* the worker is the master's child */
-  snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", master, master);
-  long worker = 0;
-  f = fopen(path, "r");
-  if (f) {
-    if (fscanf(f, "%ld", &worker) != 1)
-      worker = 0;
-    fclose(f);
-  }
-  snprintf(path, sizeof path, "/proc/%ld/status", worker ? worker : master);
-  f = fopen(path, "r");
-  long kib = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (strncmp(line, "VmHWM:", 6) == 0)
-      kib = atol(line + 6);
-  if (f)
-    fclose(f);
-  return kib;
-}
-
 Test(scale, subscriber_link_and_redis_restart_with_5000_clients, .timeout = 240)
 {
   struct rlimit rl;
@@ -326,7 +295,7 @@ Test(scale, subscriber_link_and_redis_restart_with_5000_clients, .timeout = 240)
           "stream_silence_max=%lldms pushd_peak_rss=%ldKiB kill_at=+%lldms restart_at=+%lldms "
           "received_live=%.0f caught_up_from_history=%.0f reconnects=%.0f\n",
           NCLIENTS, t_open, pub_attempts, pub_acked, acked_total, nseq_m, complete, lost, dup,
-          disorder, closed, t_all, health_gap_max, health_fail, gap_max, peak_kib(),
+          disorder, closed, t_all, health_gap_max, health_fail, gap_max, pushd_worker_kib("VmHWM:"),
           t_kill - t0, t_restart - t0, live, pub_acked - live, reconnects);
 
   cr_expect_eq(dup, 0, "%ld events delivered twice", dup);

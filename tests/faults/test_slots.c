@@ -25,20 +25,6 @@ static int stream_status(const char *tok)
   return st;
 }
 
-static pid_t pushd_pid(void)
-{
-  char path[512];
-  snprintf(path, sizeof path, "%s/pushd.pid", world_run());
-  FILE *f = fopen(path, "r");
-  long p = -1;
-  if (f) {
-    if (fscanf(f, "%ld", &p) != 1)
-      p = -1;
-    fclose(f);
-  }
-  return (pid_t)p;
-}
-
 Test(slots, a_killed_daemons_slots_count_until_their_ttl_and_no_longer)
 {
   char sub[96];
@@ -51,7 +37,7 @@ Test(slots, a_killed_daemons_slots_count_until_their_ttl_and_no_longer)
   }
   cr_assert_eq(stream_status(tok), 429, "a fifth stream is over the limit");
 
-  pid_t pid = pushd_pid();
+  pid_t pid = (pid_t)pushd_master_pid();
   cr_assert_gt(pid, 1);
   cr_assert_eq(getpgid(pid) == pid ? kill(-pid, SIGKILL) : kill(pid, SIGKILL), 0);
   for (int i = 0; i < 100 && kill(pid, 0) == 0; i++)

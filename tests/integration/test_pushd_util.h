@@ -97,6 +97,52 @@ U char *cursor_now(const char *channels)
   return out;
 }
 
+/* The world's sortie-pushd: its master's pid (from pushd.pid), its first
+ * worker's (the master's child; the master itself when /proc cannot say),
+ * and a line of that worker's /proc status ("VmRSS:", "VmHWM:") in KiB, -1 */
+U long pushd_master_pid(void)
+{
+  char path[512];
+  snprintf(path, sizeof path, "%s/pushd.pid", world_run());
+  FILE *f = fopen(path, "r");
+  long p = -1;
+  if (f) {
+    if (fscanf(f, "%ld", &p) != 1)
+      p = -1;
+    fclose(f);
+  }
+  return p;
+}
+
+U long pushd_worker_pid(void)
+{
+  long master = pushd_master_pid(), worker = 0;
+  char path[128];
+  snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", master, master);
+  FILE *f = fopen(path, "r");
+  if (f) {
+    if (fscanf(f, "%ld", &worker) != 1)
+      worker = 0;
+    fclose(f);
+  }
+  return worker > 0 ? worker : master;
+}
+
+U long pushd_worker_kib(const char *field)
+{
+  char path[128], line[256];
+  snprintf(path, sizeof path, "/proc/%ld/status", pushd_worker_pid());
+  FILE *f = fopen(path, "r");
+  long kib = -1;
+  size_t fl = strlen(field);
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, field, fl) == 0)
+      kib = atol(line + fl);
+  if (f)
+    fclose(f);
+  return kib;
+}
+
 /* GET on the daemon, Authorization from token when not NULL */
 U int pd_get(const char *path, const char *token, const char *extra, struct pc_resp *out,
              int timeout_ms)
