@@ -112,6 +112,8 @@ void sortie_api_mission(struct sortie_app *app, struct sortie_req *req, struct s
 }
 
 #define EVENTS_MAX_CHANNELS 64
+#define EVENTS_READ_ENTRIES 2000
+#define EVENTS_PAGE_MIN 16
 
 void sortie_api_events(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)
 {
@@ -149,14 +151,16 @@ void sortie_api_events(struct sortie_app *app, struct sortie_req *req, struct so
     memcpy(cur, curbuf, (size_t)kn + 1);
   }
 
-  const char *argv[3 + EVENTS_MAX_CHANNELS];
-  char limbuf[8];
-  snprintf(limbuf, sizeof limbuf, "%ld", limit);
+  const char *argv[5 + EVENTS_MAX_CHANNELS];
+  char limbuf[8], ratebuf[16];
   snprintf(maxage, sizeof maxage, "%d", app->cfg.history_max_age_s);
+  snprintf(ratebuf, sizeof ratebuf, "%d", app->cfg.api_read_rate_per_min);
   int argc = 0;
-  argv[argc++] = limbuf;
+  argv[argc++] = limbuf; /* filled below, once the channels are counted */
   argv[argc++] = cur;
   argv[argc++] = maxage;
+  argv[argc++] = req->who.sub; /* counted: api.read_rate_per_min */
+  argv[argc++] = ratebuf;
   for (char *ch = chans, *next; ch; ch = next) {
     next = strchr(ch, ',');
     if (next)
@@ -172,17 +176,24 @@ void sortie_api_events(struct sortie_app *app, struct sortie_req *req, struct so
                      req->who.sub, ch);
       return;
     }
-    for (int i = 3; i < argc; i++)
+    for (int i = 5; i < argc; i++)
       if (strcmp(argv[i], ch) == 0) {
         sortie_problem_field(resp, 400, "channels", "channel %s is listed twice", ch);
         return;
       }
-    if (argc - 3 >= EVENTS_MAX_CHANNELS) {
+    if (argc - 5 >= EVENTS_MAX_CHANNELS) {
       sortie_problem_field(resp, 400, "channels", "at most %d channels", EVENTS_MAX_CHANNELS);
       return;
     }
     argv[argc++] = ch;
   }
+  /* the script looks at up to limit + 1 entries of each channel: many
+   * channels get a smaller page (about 2,000 entries a read, as
+   * sortie-pushd's), and the client follows the cursor for the rest */
+  long nch = argc - 5, most = EVENTS_READ_ENTRIES / nch;
+  if (most < EVENTS_PAGE_MIN)
+    most = EVENTS_PAGE_MIN;
+  snprintf(limbuf, sizeof limbuf, "%ld", limit < most ? limit : most);
   sortie_reply *rep = sortie_redis_script(app->redis, SORTIE_LUA_EVENTS, SORTIE_REDIS_IDEMPOTENT,
                                           argc, argv, NULL);
   if (rep == NULL) {

@@ -44,6 +44,7 @@ static const struct key keys[] = {
     I("jwt.leeway_s", jwt_leeway_s, "30", 0, 3600),
     I("api.body_max", api_body_max, "16384", 256, 16777216),
     I("api.fire_rate_per_min", api_fire_rate_per_min, "10", 1, 1000000),
+    I("api.read_rate_per_min", api_read_rate_per_min, "600", 1, 1000000),
     I("api.fire_window_s", api_fire_window_s, "300", 1, 86400 * 365),
     I("api.idempotency_ttl_s", api_idempotency_ttl_s, "86400", 60, 86400 * 30),
     I("api.fire_wait_replicas", api_fire_wait_replicas, "0", 0, 100),
@@ -72,6 +73,9 @@ static const struct key keys[] = {
     I("push.max_connections", push_max_connections, "100000", 1, 10000000),
     I("push.max_pending", push_max_pending, "0", 0, 1000000),
     I("push.token_warn_s", push_token_warn_s, "30", 0, 3600),
+    I("push.history_reads", push_history_reads, "4", 1, 1024),
+    I("push.max_conn_per_ip", push_max_conn_per_ip, "0", 0, 1000000),
+    I("push.header_timeout_s", push_header_timeout_s, "10", 1, 3600),
     I("push.token_grace_s", push_token_grace_s, "10", 0, 3600),
 };
 

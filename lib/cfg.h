@@ -34,6 +34,7 @@ struct sortie_cfg {
   /* REST API */
   int api_body_max;
   int api_fire_rate_per_min;
+  int api_read_rate_per_min; /* GET /api/events per user (events.lua) */
   int api_fire_window_s;
   int api_idempotency_ttl_s;
   int api_fire_wait_replicas;   /* WAIT for this many replicas before a 2xx write (0: off) */
@@ -66,6 +67,9 @@ struct sortie_cfg {
   int push_max_connections;
   int push_max_pending; /* 0: from the descriptor limit (pushd/http.c) */
   int push_token_warn_s;
+  int push_history_reads; /* history reads out at once per worker (resume.c) */
+  int push_max_conn_per_ip; /* libmicrohttpd's per-address cap (0: none) */
+  int push_header_timeout_s; /* a silent request head or idle keep-alive */
   int push_token_grace_s;
 
   /* Loaded by sortie_cfg_load_secrets(); owned by the struct, freed by

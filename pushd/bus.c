@@ -191,18 +191,20 @@ int pd_bus_history(const char *from, const char *const *channels, uint32_t n, ui
 {
   if (!pd_bus_cmd_up())
     return -1;
-  const char **av = sortie_xcalloc(3 + (size_t)n, sizeof *av);
+  const char **av = sortie_xcalloc(5 + (size_t)n, sizeof *av);
   char lim[16];
   snprintf(lim, sizeof lim, "%u", limit);
   av[0] = lim;
   av[1] = from;
   av[2] = maxage_s;
+  av[3] = ""; /* no reader counted: resume.c queues the daemon's reads */
+  av[4] = "0";
   for (uint32_t i = 0; i < n; i++)
-    av[3 + i] = channels[i];
+    av[5 + i] = channels[i];
   struct hist_req *q = sortie_xmalloc(sizeof *q);
   q->cb = cb;
   q->ud = ud;
-  int rc = sortie_aredis_script(cmd, SORTIE_LUA_EVENTS, 3 + (int)n, av, on_history, q);
+  int rc = sortie_aredis_script(cmd, SORTIE_LUA_EVENTS, 5 + (int)n, av, on_history, q);
   free(av);
   if (rc < 0)
     free(q);

@@ -76,6 +76,7 @@ struct pd_client {
   uint16_t nsubs, capsubs;
   uint8_t counted;              /* holds a slot of the per-user limit */
   uint64_t serial;
+  uint8_t reading;              /* one of its history reads is out (resume.c) */
   uint32_t dl_at;               /* its deadline, unix seconds (0: none) */
   uint32_t dl_slot;             /* its place in the deadline heap (0: not on it) */
   void *tp_state;               /* the transport's own */

@@ -185,7 +185,7 @@ void pd_clients_init(struct sortie_loop *l, const struct sortie_cfg *c, int work
   sortie_timer_init(&dl_timer, l, on_deadline);
   pd_conns_init(l, (size_t)c->push_outbuf_max, &client_ops);
   pd_limit_init(c->push_max_conn_per_user);
-  pd_resume_init();
+  pd_resume_init((uint32_t)c->push_history_reads);
 }
 
 struct pd_client *pd_client_new(const struct pd_transport *tp, int fd,

@@ -491,7 +491,13 @@ int pd_http_start(struct sortie_loop *l, const struct sortie_cfg *c, int listen_
                          MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
                          MHD_OPTION_CONNECTION_LIMIT, pending_limit(c),
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+                         /* per source address, for a daemon reached without
+                          * a proxy (behind Apache every peer is 127.0.0.1) */
+                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->push_max_conn_per_ip,
+                         /* a request head that stalls, or a kept-alive
+                          * connection left idle, is closed after this; a
+                          * waiting long-poll is suspended and not subject */
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->push_header_timeout_s,
                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
   if (mhd == NULL)
     return -1;

@@ -29,11 +29,12 @@ enum jstate {
   J_WAIT_CH,    /* waits for nwait channels to be confirmed by Redis */
   J_WAIT_REDIS, /* on the wait list: a link to Redis is down */
   J_THROTTLED,  /* waits for its client's queue to drain */
-  J_INFLIGHT,   /* a read or sync is out, or its answer is being handled */
+  J_QUEUED,     /* ready to read: waits its turn on the read queue */
+  J_INFLIGHT,   /* a read is out, or its answer is being handled */
 };
 
 struct jlist {
-  struct pd_job *head;
+  struct pd_job *head, *tail;
 };
 
 struct pd_job {
@@ -52,11 +53,21 @@ struct pd_job {
   uint8_t from_now;  /* started without an id: its first read fixes the position */
   uint8_t announced; /* the client was told the subscriptions are in place */
   uint8_t throttled; /* stopped for room: go on once the queue has drained */
+  uint8_t out;       /* its read is out: holds one of the worker's read slots */
+  uint8_t turn;      /* taken off the read queue: may read now */
   struct jlist *list;
   struct pd_job *prev, *next;
 };
 
 static struct jlist runq, waitq;
+/* The read queue: jobs ready to read, in the order they got ready. At most
+ * max_reads reads are out at once in a worker, and at most one per client
+ * (pd_client.reading), so that one user's reads (bounded by their
+ * connections) queue behind each other and everyone else's rather than in
+ * Redis in front of the fires; a job that read a page and has more goes to
+ * the back. A job cancelled while it waits here never reaches Redis. */
+static struct jlist readq;
+static uint32_t reads_out, max_reads;
 static uint32_t link_gen; /* +1 each time the subscriber link is lost */
 static uint64_t steps;
 static uint32_t njobs;
@@ -74,6 +85,8 @@ static void list_del(struct pd_job *j)
     j->list->head = j->next;
   if (j->next)
     j->next->prev = j->prev;
+  else
+    j->list->tail = j->prev;
   j->list = NULL;
   j->prev = j->next = NULL;
 }
@@ -86,19 +99,52 @@ static void list_add(struct jlist *l, struct pd_job *j)
   j->next = l->head;
   if (l->head)
     l->head->prev = j;
+  if (l->tail == NULL)
+    l->tail = j;
   l->head = j;
+}
+
+static void list_append(struct jlist *l, struct pd_job *j)
+{
+  list_del(j);
+  j->list = l;
+  j->next = NULL;
+  j->prev = l->tail;
+  if (l->tail)
+    l->tail->next = j;
+  else
+    l->head = j;
+  l->tail = j;
 }
 
 static void job_send(struct pd_job *j);
 
-/* Sends what is on the run queue; new work queued meanwhile is taken too. */
+/* The first job on the read queue whose client has no read out. Those
+ * passed over belong to clients reading now: at most max_reads clients,
+ * each with at most one job per subscription. */
+static struct pd_job *next_turn(void)
+{
+  for (struct pd_job *j = readq.head; j; j = j->next) {
+    steps++;
+    if (!j->c->reading)
+      return j;
+  }
+  return NULL;
+}
+
+/* Sends what is on the run queue, then gives free read slots to the read
+ * queue in order; new work queued meanwhile is taken too. */
 static void run(void)
 {
   if (running)
     return;
   running = 1;
-  while (runq.head) {
+  for (;;) {
     struct pd_job *j = runq.head;
+    if (j == NULL && reads_out < max_reads && (j = next_turn()) != NULL)
+      j->turn = 1;
+    if (j == NULL)
+      break;
     list_del(j);
     steps++;
     job_send(j);
@@ -154,6 +200,9 @@ static void detach(struct pd_sub *s)
   }
   s->job = NULL;
   if (j->nsubs == 0) {
+    if (j->out)
+      j->c->reading = 0; /* the client may read again; the slot stays taken
+                            until Redis answers (a script cannot be stopped) */
     if (j->state == J_INFLIGHT)
       j->cancelled = 1; /* freed by whoever holds it in flight */
     else
@@ -213,8 +262,9 @@ static void held(struct pd_sub *s, struct pd_event *e)
   }
 }
 
-void pd_resume_init(void)
+void pd_resume_init(uint32_t reads)
 {
+  max_reads = reads ? reads : PD_RESUME_READS;
   pd_channels_init(held);
 }
 
@@ -298,12 +348,17 @@ static void job_done(struct pd_job *j)
 static void on_history(void *ud, const struct pd_hist *h)
 {
   struct pd_job *j = ud; /* in flight while we work on it */
+  reads_out--;
   if (j->cancelled) {
-    job_free(j);
+    job_free(j); /* its client may be gone: not touched */
+    run();       /* the slot it held is free */
     return;
   }
+  j->out = 0;
+  j->c->reading = 0;
   if (h == NULL) {
     wait_redis(j); /* Redis went away mid-read: again once it is back */
+    run();
     return;
   }
   if (j->from_now) {
@@ -375,6 +430,8 @@ static void on_history(void *ud, const struct pd_hist *h)
 
 static void job_send(struct pd_job *j)
 {
+  int given = j->turn; /* run() gave it a read slot */
+  j->turn = 0;
   if (!pd_bus_up() || !pd_bus_cmd_up()) {
     wait_redis(j);
     return;
@@ -412,12 +469,25 @@ static void job_send(struct pd_job *j)
       return;
     }
   }
+  /* its turn to read: given by run() from the read queue, or at once when
+   * nobody waits, a slot is free and its client has no read out */
+  if (!given && (readq.head || reads_out >= max_reads || j->c->reading)) {
+    free(names);
+    j->state = J_QUEUED;
+    list_append(&readq, j);
+    return;
+  }
   j->gen = link_gen;
   j->page = j->from_now ? 1 : page_for(j->nsubs);
   int rc = pd_bus_history(j->from, names, j->nsubs, j->page, on_history, j);
   free(names);
-  if (rc < 0)
+  if (rc < 0) {
     wait_redis(j);
+    return;
+  }
+  j->out = 1;
+  j->c->reading = 1;
+  reads_out++;
 }
 
 void pd_resume_start(struct pd_client *c, struct pd_sub **subs, uint32_t n, const char *from)
@@ -490,7 +560,10 @@ static void down_uncount(struct pd_channel *ch, void *ud)
       s->waiting = 0;
       s->job->nwait--;
     }
-    if (s->job && (s->job->state == J_WAIT_CH || s->job->state == J_RUN))
+    /* what was about to read goes back through the checks once Redis is
+     * back: its channels must be subscribed again first */
+    if (s->job && (s->job->state == J_WAIT_CH || s->job->state == J_RUN ||
+                   s->job->state == J_QUEUED))
       wait_redis(s->job);
   }
 }
@@ -567,4 +640,17 @@ uint64_t pd_resume_steps(void)
 uint32_t pd_resume_jobs(void)
 {
   return njobs;
+}
+
+uint32_t pd_resume_reads_out(void)
+{
+  return reads_out;
+}
+
+uint32_t pd_resume_reads_queued(void)
+{
+  uint32_t n = 0;
+  for (struct pd_job *j = readq.head; j; j = j->next)
+    n++;
+  return n;
 }

@@ -19,6 +19,11 @@
  * event sent, once the queue has drained. Live events waiting in a job count
  * against push.outbuf_max too.
  *
+ * Turns: at most push.history_reads reads are out in Redis at once per
+ * worker, and one per client; a job ready to read waits its turn on a queue,
+ * in order, and goes to its back after each page. A job whose subscriptions
+ * all leave while it waits there is freed and never reaches Redis.
+ *
  * Cost: a job waits for its channels by a count (one step per subscription
  * when Redis confirms a channel), for Redis on a list (one step per job
  * when it comes back), for room on its client: never by rescanning
@@ -32,8 +37,13 @@
 #include "channel.h"
 #include "client.h"
 
-/** Registers with the channel layer; call once before any job. */
-void pd_resume_init(void);
+/* History reads out at once in a worker, when push.history_reads is 0. */
+#define PD_RESUME_READS 4
+
+/** Registers with the channel layer; call once before any job. At most
+ * `reads` history reads are out at once (0: PD_RESUME_READS), and at most
+ * one per client; the others wait on a queue, in order. */
+void pd_resume_init(uint32_t reads);
 
 /** Brings n subscriptions of c (borrowed array) up to date after event id
  * `from` (copied; "" = from now). A subscription already in a job leaves it. With
@@ -63,5 +73,8 @@ void pd_resume_tick(void);
  * machinery), and jobs alive now: for tests. */
 uint64_t pd_resume_steps(void);
 uint32_t pd_resume_jobs(void);
+/** History reads out in Redis now, and jobs waiting for a read slot. */
+uint32_t pd_resume_reads_out(void);
+uint32_t pd_resume_reads_queued(void);
 
 #endif

@@ -1,7 +1,9 @@
 -- The events after a cursor in several channels, in id order: what
 -- GET /api/events answers and what sortie-pushd sends a client that connects
 -- or comes back. ARGV[4] at most this many events, [5] the cursor ('' when the
--- client has none), [6] history.max_age_s, [7...] the channels.
+-- client has none), [6] history.max_age_s, [7] the reader counted against
+-- [8] reads a minute ('' for sortie-pushd, which queues its reads itself),
+-- [9...] the channels.
 --
 -- A cursor is an event id (ids are global: see next_id in common.lua). A
 -- channel whose history no longer reaches back to the cursor is reported in
@@ -14,6 +16,20 @@
 -- id, channel, ...}}. The new cursor is the id of the last event returned, or,
 -- when every event up to now was returned, the newest id of the store.
 local limit, cur, max_age = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local reader, rate = ARGV[7], tonumber(ARGV[8])
+if reader ~= '' then
+  -- reads a minute per reader, in clock minutes; a refusal writes nothing
+  local t = now_ms()
+  local minute = math.floor(t / 60000)
+  local rkey = P .. 'rate:read:' .. reader .. ':' .. minute
+  if (tonumber(redis.call('GET', rkey)) or 0) >= rate then
+    local wait = math.ceil(((minute + 1) * 60000 - t) / 1000)
+    if wait < 1 then wait = 1 end
+    return fail(429, 'rate-limited', 'at most ' .. rate .. ' event reads a minute; retry in ' ..
+      wait .. ' s', {retry_after = wait})
+  end
+  if redis.call('INCR', rkey) == 1 then redis.call('EXPIRE', rkey, 120) end
+end
 local last = redis.call('GET', P .. 'lastid')
 local fresh = not last
 if fresh then
@@ -35,7 +51,7 @@ if not all_reset then
   all_reset = cms < now_ms() - max_age * 1000
 end
 
-for i = 7, #ARGV do
+for i = 9, #ARGV do
   local ch = ARGV[i]
   if all_reset then
     resets[#resets + 1] = ch

@@ -659,3 +659,48 @@ Test(events, a_fire_publishes_trade_executed_then_stats_on_the_user)
   http_free(&r);
   free(cur);
 }
+
+/* A read over 64 channels looks at a bounded number of entries (about 2,000:
+ * pages of 31 here, whatever `limit` asks), and following the cursor brings
+ * every event, once, in order. */
+Test(events, a_read_over_many_channels_is_a_small_page_and_the_cursor_brings_the_rest)
+{
+  enum { NCH = 64, PER = 2 };
+  static char names[NCH][64];
+  char list[NCH * 64 + 1] = "";
+  for (int i = 0; i < NCH; i++) {
+    market(names[i], sizeof names[i]);
+    strcat(list, i ? "," : "");
+    strcat(list, names[i]);
+  }
+  char *cur = cursor_now(list);
+  static char *ids[NCH * PER];
+  for (int k = 0; k < PER; k++)
+    for (int i = 0; i < NCH; i++)
+      ids[k * NCH + i] = publish_ok(names[i], "market_update", "{}");
+  int got = 0, reads = 0;
+  size_t most = 0;
+  while (got < NCH * PER && reads < 50) {
+    struct http_resp r;
+    poll_ok(list, cur, 100, &r);
+    reads++;
+    json_object *ev = events_of(&r);
+    size_t n = json_object_array_length(ev);
+    most = n > most ? n : most;
+    for (size_t i = 0; i < n; i++) {
+      const char *id = jget_str(json_object_array_get_idx(ev, i), "id");
+      cr_assert(got < NCH * PER && id && strcmp(id, ids[got]) == 0,
+                "event %d: got %s, expected %s", got, id ? id : "(none)",
+                got < NCH * PER ? ids[got] : "nothing more");
+      got++;
+    }
+    free(cur);
+    cur = strdup(jget_str(r.json, "cursor"));
+    http_free(&r);
+  }
+  cr_expect_eq(got, NCH * PER, "%d of %d events", got, NCH * PER);
+  cr_expect_leq(most, 2000 / NCH, "a 64-channel read answered %zu events", most);
+  for (int i = 0; i < NCH * PER; i++)
+    free(ids[i]);
+  free(cur);
+}

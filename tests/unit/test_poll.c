@@ -34,7 +34,7 @@ static void world(size_t outbuf_max)
   cfg.push_max_conn_per_user = 1000000;
   fake_reset();
   pd_clients_init(loop, &cfg, 0);
-  pd_resume_init();
+  pd_resume_init(0);
   wakes = 0;
   woken = NULL;
 }

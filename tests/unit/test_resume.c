@@ -615,9 +615,12 @@ static void many(int n, uint64_t *confirm_steps, uint64_t *blip_steps)
     uint64_t s0 = pd_resume_steps();
     fake_pump_sub(0);
     uint64_t s1 = pd_resume_steps();
-    int reads = (int)fake_reads_queued();
+    /* at most push.history_reads are out at once; each job gets its read */
+    MUST(fake_reads_queued() <= PD_RESUME_READS);
+    uint64_t r0 = fake_reads_done();
     while (fake_reads_queued())
       fake_answer_read(0);
+    int reads = (int)(fake_reads_done() - r0);
     fake_pump_sub(0);
     uint64_t s2 = pd_resume_steps();
     fake_sub_down();
@@ -696,4 +699,94 @@ Test(cost, a_read_over_many_channels_asks_for_a_small_page_and_misses_nothing)
   cr_assert_geq(reads, (int)(NCH * PER / (2000 / NCH)), "only %d reads", reads);
   cr_assert(log_is_exact(tlog(c), NULL, 0, 1000000, all, nall, allch),
             "the backlog did not arrive whole, once, in order");
+}
+
+/* ---- 8: the read queue ----
+ *
+ * A user's history reads must not crowd Redis: at most PD_RESUME_READS are
+ * out at once in a worker, one per client, and a job that read a page goes
+ * to the back of the queue. A job cancelled while it waits there never
+ * reaches Redis. */
+Test(reads, one_client_reads_one_at_a_time_and_a_cancelled_wait_never_reaches_redis)
+{
+  world(1 << 20);
+  const char *chans[] = {"mission:r1", "mission:r2", "mission:r3"};
+  for (int k = 0; k < 3; k++)
+    for (int i = 0; i < 3; i++)
+      publish(chans[i]);
+  struct pd_client *c = client(0);
+  char id[48];
+  for (int i = 0; i < 3; i++)
+    subscribe(c, &chans[i], 1, id_of(0, id)); /* three jobs, as three WS subscribes */
+  fake_pump_sub(0);
+  cr_assert_eq(fake_reads_queued(), 1, "%zu reads of one client out at once",
+               fake_reads_queued());
+  cr_assert_eq(pd_resume_reads_queued(), 2);
+  /* the other two leave before their turn: nothing of theirs is read */
+  pd_resume_unsubscribe(pd_sub_find(c, chans[1]));
+  pd_resume_unsubscribe(pd_sub_find(c, chans[2]));
+  cr_assert_eq(pd_resume_reads_queued(), 0);
+  uint64_t r0 = fake_reads_done();
+  settle(c);
+  cr_expect_eq(fake_reads_done() - r0, 1, "%llu reads for one job of one page",
+               (unsigned long long)(fake_reads_done() - r0));
+  cr_expect_eq(tlog(c)->n, 3, "%zu events for the one channel left", tlog(c)->n);
+  cr_expect_eq(pd_resume_jobs(), 0);
+  cr_expect_eq(pd_resume_reads_out(), 0);
+}
+
+Test(reads, a_many_page_backlog_takes_turns_with_everyone_else)
+{
+  world(1 << 20);
+  enum { NCH = 64, PER = 40, NOTHERS = 8 };
+  static char names[NCH][32];
+  const char *big[NCH];
+  for (int i = 0; i < NCH; i++) {
+    snprintf(names[i], sizeof names[i], "market:B%d", i);
+    big[i] = names[i];
+  }
+  for (int k = 0; k < PER; k++)
+    for (int i = 0; i < NCH; i++)
+      publish(big[i]);
+  struct pd_client *abuser = client(0);
+  char id[48];
+  subscribe(abuser, big, NCH, id_of(0, id)); /* pages of 31: about 83 reads */
+  fake_pump_sub(0);
+  struct pd_client *others[NOTHERS];
+  static char onames[NOTHERS][32];
+  for (int i = 0; i < NOTHERS; i++) {
+    snprintf(onames[i], sizeof onames[i], "user:o%d", i);
+    const char *ch = onames[i];
+    publish(ch);
+    others[i] = client(0);
+    subscribe(others[i], &ch, 1, id_of(0, id));
+  }
+  fake_pump_sub(0); /* their channels are in place: they wait for reads only */
+  int abuser_reads = 0, most_out = 0, others_done_at = -1;
+  for (int step = 0; step < 10000 && (fake_sub_queued() || fake_reads_queued()); step++) {
+    int out = (int)fake_reads_queued(), big_out = 0;
+    for (int i = 0; i < out; i++)
+      big_out += fake_read_nchannels((size_t)i) == NCH;
+    cr_assert_leq(big_out, 1, "%d reads of one client out at once", big_out);
+    most_out = out > most_out ? out : most_out;
+    if (fake_reads_queued() && fake_read_nchannels(0) == NCH)
+      abuser_reads++;
+    fake_settle(1);
+    drain(abuser);
+    int done = 0;
+    for (int i = 0; i < NOTHERS; i++) {
+      drain(others[i]);
+      done += tlog(others[i])->caught_up;
+    }
+    if (done == NOTHERS && others_done_at < 0)
+      others_done_at = abuser_reads;
+  }
+  cr_expect_leq(most_out, PD_RESUME_READS, "%d reads out at once", most_out);
+  cr_expect_eq(tlog(abuser)->n, (size_t)(NCH * PER), "the big backlog arrived short: %zu",
+               tlog(abuser)->n);
+  /* everyone else was served while the big backlog had pages to go: within
+   * a few of its reads, not after all of them */
+  cr_expect(others_done_at >= 0 && others_done_at <= 3,
+            "the others caught up after %d of the big client's %d reads", others_done_at,
+            abuser_reads);
 }
