@@ -68,6 +68,7 @@ static const struct key keys[] = {
     I("push.outbuf_max", push_outbuf_max, "262144", 4096, 268435456),
     I("push.heartbeat_s", push_heartbeat_s, "15", 1, 3600),
     I("push.ping_s", push_ping_s, "30", 1, 3600),
+    I("push.ws_echo", push_ws_echo, "0", 0, 1),
     I("push.poll_timeout_max_s", push_poll_timeout_max_s, "60", 1, 3600),
     I("push.retry_ms", push_retry_ms, "2000", 100, 600000),
     I("push.max_connections", push_max_connections, "100000", 1, 10000000),

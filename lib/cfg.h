@@ -62,6 +62,7 @@ struct sortie_cfg {
   int push_outbuf_max;
   int push_heartbeat_s;
   int push_ping_s;
+  int push_ws_echo; /* 1: GET /echo, a WebSocket echo for conformance suites (ws.c) */
   int push_poll_timeout_max_s;
   int push_retry_ms;
   int push_max_connections;

@@ -36,6 +36,7 @@ struct pd_stream_req {
   const char *accept;                  /* WS: Sec-WebSocket-Accept */
   uint64_t serial;                     /* the connection's number in this worker */
   int counted;                         /* holds a slot of the per-user limit */
+  int echo;                            /* WS: GET /echo (push.ws_echo), echoes what it gets */
   struct MHD_Connection *mhd;          /* poll: the suspended request */
   uint32_t timeout_s;                  /* poll */
   void (*wake)(struct MHD_Connection *mhd); /* poll: resume the request, run MHD */

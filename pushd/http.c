@@ -59,6 +59,7 @@ struct req {
   struct MHD_Connection *conn;
   struct pd_client *poll; /* a long-poll in progress (NULL again if it ended early) */
   uint8_t poll_started;
+  uint8_t echo;           /* GET /echo */
 };
 
 static void req_free(struct req *r)
@@ -265,7 +266,8 @@ static enum MHD_Result take_over(struct MHD_Connection *conn, struct req *r)
                             .origin = r->origin[0] ? r->origin : NULL,
                             .accept = r->accept,
                             .serial = r->serial,
-                            .counted = r->phase == 1};
+                            .counted = r->phase == 1,
+                            .echo = r->echo};
   r->tp->start(&sr);
   /* libmicrohttpd now closes its own descriptor (no shutdown: MHD_USE_TURBO) */
   return MHD_NO;
@@ -356,6 +358,24 @@ static enum MHD_Result stream_request(struct MHD_Connection *conn,
   return MHD_YES;
 }
 
+/* GET /echo, served only with push.ws_echo = 1: a WebSocket that echoes
+ * every message (ws.c), for conformance suites. No token, no Origin check
+ * (it reads nothing but what its own client sends), no per-user slot; it
+ * counts against push.max_connections like any stream. */
+static enum MHD_Result echo_request(struct MHD_Connection *conn, const char *method)
+{
+  if (strcmp(method, "GET") != 0)
+    return pd_reply_problem(conn, 405, "method-not-allowed", "Method not allowed", "use GET", NULL);
+  if (pd_clients_count() >= (uint32_t)cfg->push_max_connections)
+    return pd_reply_problem(conn, 503, "unavailable", "Unavailable", "this server is full", NULL);
+  struct req r = {.tp = &pd_ws_transport, .serial = ++req_serial, .echo = 1};
+  unsigned status;
+  const char *d;
+  if (!ws_handshake_ok(conn, &r, &status, &d))
+    return pd_reply_problem(conn, status, "malformed", "Malformed request", d, NULL);
+  return take_over(conn, &r);
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *upload_data,
                                size_t *upload_size, void **con_cls)
@@ -389,6 +409,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     return stream_request(conn, &pd_ws_transport, method, con_cls);
   if (strcmp(url, "/poll") == 0)
     return stream_request(conn, &pd_poll_transport, method, con_cls);
+  if (strcmp(url, "/echo") == 0 && cfg->push_ws_echo)
+    return echo_request(conn, method);
   if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
     return pd_reply_problem(conn, 405, "method-not-allowed", "Method not allowed", "use GET", NULL);
   struct sortie_buf b = {0};

@@ -18,7 +18,24 @@
  * without one the connection is closed with 4001 at C = exp +
  * push.token_grace_s. From exp on, subscribe is refused (token_expired);
  * channels already subscribed keep flowing until C. One deadline per client
- * (clients.h), moved by each step. */
+ * (clients.h), moved by each step.
+ *
+ * Echo mode (GET /echo, only with push.ws_echo = 1): the same transport with
+ * a flag, for conformance suites. No token, no channel, no greeting: every
+ * complete text or binary message goes back as it came, through the same
+ * framing checks, caps and close handshake as /ws. The message-rate limit
+ * does not apply to it (it guards the Redis work a subscribe starts; an
+ * echo starts none, and a suite sends thousands of messages a second).
+ *
+ * Close handshake (both modes), RFC 6455 5.5.1 and 7.4: a close with no
+ * payload is answered with none; a code and reason are echoed; a 1-byte
+ * payload, or a code that may not be sent (below 1000, 1004-1006, 1015,
+ * 1016-2999, 5000 and up) is answered 1002; a reason that is not UTF-8 1007.
+ * This is decided here, not by wslay 1.1.1, which takes a 1-byte payload for
+ * none, refuses 1012-1014 (registered with IANA since), and checks a reason's
+ * UTF-8 one read at a time, skipping two bytes of every read: so cb_recv
+ * never hands wslay part of a close frame (see ws_scan), and the answer is
+ * queued at the frame's end, before wslay's own (which then adds nothing). */
 #include "channel.h"
 #include "frame.h"
 #include "json.h"
@@ -44,10 +61,15 @@
  * all the checking). */
 struct ws_state {
   wslay_event_context_ptr ctx; /* NULL while idle */
-  uint8_t io_failed;           /* the socket itself failed or ended */
+  uint8_t *hold;               /* the start of a close frame not yet whole (see
+                                  ws_scan), nhold bytes, malloc'd; else NULL */
+  uint8_t nhold;
   uint8_t hlen;                /* header bytes of the next frame seen so far */
-  uint8_t in_message;          /* a fragmented data message is under way */
-  uint8_t warned;              /* token_expiring sent for the token's exp */
+  uint8_t io_failed : 1;       /* the socket itself failed or ended */
+  uint8_t in_message : 1;      /* a fragmented data message is under way */
+  uint8_t in_close : 1;        /* the frame being followed is a close frame */
+  uint8_t warned : 1;          /* token_expiring sent for the token's exp */
+  uint8_t echo : 1;            /* GET /echo: echoes, reads nothing else */
   uint8_t hdr[14];
   uint16_t pings;              /* ping frames seen in this read (a flood closes) */
   uint16_t msgs;               /* messages handled in the second `msg_sec` */
@@ -55,6 +77,11 @@ struct ws_state {
   uint32_t budget;             /* bytes this read may still take (fair turns) */
   uint64_t left;               /* payload bytes of the current frame to come */
 };
+/* every client has one, idle or not: it stays in glibc's 64-byte chunk */
+_Static_assert(sizeof(struct ws_state) <= 56, "struct ws_state grew");
+
+/* The longest close frame wslay accepts: a 2-byte header, a mask, 125 bytes. */
+#define WS_CLOSE_MAX (2 + 4 + 125)
 
 /* One read of a client takes at most this much: a client that sends without
  * pause (a ping flood, say) gets its turn like everyone else, and what its
@@ -68,21 +95,33 @@ struct ws_state {
  * so a storm of them is refused, message by message, with "rate_limited". */
 #define WS_MSGS_PER_S 50
 
-/* Follows `n` bytes of the client's stream (see above). */
-static void ws_scan(struct ws_state *st, const uint8_t *p, size_t n)
+/* Follows `n` bytes of the client's stream (see above). Returns where, among
+ * them, a close frame that is not yet whole began (0 also when it began
+ * before them), or n when none is under way: the bytes from there on wait
+ * (ws_state.hold) until the frame is whole, so that wslay reads each close
+ * frame in one piece. Only a close frame wslay can accept is waited for (FIN
+ * set, at most 125 bytes); any other is refused at its header anyway. */
+static size_t ws_scan(struct ws_state *st, const uint8_t *p, size_t n)
 {
-  while (n) {
+  size_t at = 0, close_from = 0;
+  while (at < n) {
     if (st->left) {
-      uint64_t k = st->left < n ? st->left : n;
+      uint64_t k = st->left < n - at ? st->left : n - at;
       st->left -= k;
-      p += k;
-      n -= (size_t)k;
+      at += (size_t)k;
+      if (st->left == 0)
+        st->in_close = 0;
       continue;
     }
-    st->hdr[st->hlen++] = *p++;
-    n--;
+    if (st->hlen == 0) {
+      st->in_close = (p[at] & 0x8f) == 0x88;
+      close_from = at;
+    }
+    st->hdr[st->hlen++] = p[at++];
     if (st->hlen < 2)
       continue;
+    if (st->hlen == 2 && (st->hdr[1] & 0x7f) > 125)
+      st->in_close = 0;
     unsigned len7 = st->hdr[1] & 0x7f;
     size_t size = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((st->hdr[1] & 0x80) ? 4 : 0);
     if (st->hlen < size)
@@ -102,7 +141,10 @@ static void ws_scan(struct ws_state *st, const uint8_t *p, size_t n)
       st->pings++;
     st->left = len;
     st->hlen = 0;
+    if (len == 0)
+      st->in_close = 0;
   }
+  return st->in_close ? close_from : n;
 }
 
 static int ws_idle(const struct ws_state *st)
@@ -432,21 +474,40 @@ static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
   (void)flags;
   struct pd_client *c = ud;
   struct ws_state *st = c->tp_state;
-  if (st->budget == 0) {
+  /* held bytes begin a frame, so wslay has nothing left in its buffer and
+   * offers all of it (4 KiB, more than WS_CLOSE_MAX) */
+  size_t nh = st->nhold;
+  if (st->budget == 0 || nh >= len) {
     wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK); /* the rest next turn */
     return -1;
   }
-  ssize_t n = read(c->conn.io.fd, buf, len < st->budget ? len : st->budget);
+  size_t want = len - nh < st->budget ? len - nh : st->budget;
+  ssize_t n = read(c->conn.io.fd, buf + nh, want);
   if (n > 0) {
     st->budget -= (uint32_t)n;
     pd_conn_heard(&c->conn);
-    ws_scan(c->tp_state, buf, (size_t)n);
-    return n;
+    size_t from = ws_scan(st, buf + nh, (size_t)n);
+    size_t give = from ? nh + from : 0, total = nh + (size_t)n;
+    if (nh) {
+      memcpy(buf, st->hold, nh);
+      free(st->hold);
+      st->hold = NULL;
+      st->nhold = 0;
+    }
+    if (give < total) { /* a close frame not yet whole: it waits */
+      st->hold = sortie_xmalloc(WS_CLOSE_MAX);
+      st->nhold = (uint8_t)(total - give);
+      memcpy(st->hold, buf + give, total - give);
+    }
+    if (give)
+      return (ssize_t)give;
+    wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+    return -1;
   }
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
     wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
   } else {
-    ((struct ws_state *)c->tp_state)->io_failed = 1;
+    st->io_failed = 1;
     wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
   }
   return -1;
@@ -463,13 +524,96 @@ static ssize_t cb_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
   return (ssize_t)len;
 }
 
+/* ---- the close handshake (see the top of the file) ---- */
+
+/* The close frame being read: whole in one wslay_event_recv (cb_recv sees
+ * to it), so one buffer serves the worker. */
+static struct {
+  const struct pd_client *c; /* whose, NULL when none */
+  size_t len, got;
+  uint8_t p[125];
+} close_in;
+
+/* A code a peer may send in a close frame (RFC 6455 7.4, the IANA registry):
+ * 1000-1003, 1007-1014, and 3000-4999 (libraries, applications). */
+static int close_code_ok(unsigned code)
+{
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+         (code >= 3000 && code <= 4999);
+}
+
+static void cb_frame_start(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *arg, void *ud)
+{
+  (void)ctx;
+  close_in.c = NULL;
+  if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length <= sizeof close_in.p) {
+    close_in.c = ud;
+    close_in.len = (size_t)arg->payload_length;
+    close_in.got = 0;
+  }
+}
+
+static void cb_frame_chunk(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_chunk_arg *arg, void *ud)
+{
+  (void)ctx;
+  if (close_in.c != ud || arg->data_length > close_in.len - close_in.got)
+    return;
+  memcpy(close_in.p + close_in.got, arg->data, arg->data_length);
+  close_in.got += arg->data_length;
+}
+
+/* The end of a frame: for a close frame, the answer, queued before wslay
+ * queues its own (which then finds one queued and adds nothing). */
+static void cb_frame_end(wslay_event_context_ptr ctx, void *ud)
+{
+  if (close_in.c != ud)
+    return;
+  close_in.c = NULL;
+  if (close_in.got != close_in.len)
+    return; /* cannot happen (one piece); wslay answers alone */
+  const uint8_t *p = close_in.p;
+  size_t n = close_in.len;
+  unsigned code = n >= 2 ? (unsigned)p[0] << 8 | p[1] : 0;
+  if (n == 0)
+    wslay_event_queue_close(ctx, 0, NULL, 0); /* none came, none goes back */
+  else if (n == 1)
+    wslay_event_queue_close(ctx, 1002, (const uint8_t *)"close payload of 1 byte", 23);
+  else if (!close_code_ok(code))
+    wslay_event_queue_close(ctx, 1002, (const uint8_t *)"invalid close code", 18);
+  else if (!sortie_utf8_valid(p + 2, n - 2))
+    wslay_event_queue_close(ctx, 1007, (const uint8_t *)"close reason not UTF-8", 22);
+  else
+    wslay_event_queue_close(ctx, (uint16_t)code, p + 2, n - 2);
+}
+
+/* ---- messages ---- */
+
 static void cb_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
                    void *ud)
 {
-  (void)ctx;
   struct pd_client *c = ud;
   if (c->conn.closing || c->conn.close_after_flush)
     return;
+  if (arg->opcode == WSLAY_PING) {
+    /* its pong (queued by wslay) goes now, in order: wslay 1.1.1 drops the
+     * pongs still queued when it queues a close later in the same read */
+    wslay_event_send(ctx);
+    return;
+  }
+  if (((struct ws_state *)c->tp_state)->echo) {
+    /* wslay has checked it (UTF-8 for text); it goes back whole, and at
+     * once: in order after the pongs of pings that came before it, and ahead
+     * of a close that a bad frame later in this read would queue (wslay
+     * sends its control frames first) */
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
+      struct wslay_event_msg m = {arg->opcode, arg->msg, arg->msg_length};
+      if (wslay_event_queue_msg(ctx, &m) == 0) /* copied; refused once closing */
+        wslay_event_send(ctx);                 /* cb_send takes all of it */
+    }
+    return;
+  }
   if (arg->opcode == WSLAY_TEXT_FRAME)
     on_text(c, arg->msg, arg->msg_length);
   else if (arg->opcode == WSLAY_BINARY_FRAME)
@@ -478,8 +622,8 @@ static void cb_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 
 static void ws_ctx_new(struct pd_client *c, struct ws_state *st)
 {
-  static const struct wslay_event_callbacks cbs = {cb_recv, cb_send, NULL, NULL, NULL, NULL,
-                                                   cb_msg};
+  static const struct wslay_event_callbacks cbs = {
+      cb_recv, cb_send, NULL, cb_frame_start, cb_frame_chunk, cb_frame_end, cb_msg};
   if (wslay_event_context_server_init(&st->ctx, &cbs, c) != 0)
     abort(); /* out of memory: the project's policy */
   wslay_event_config_set_max_recv_msg_length(st->ctx,
@@ -502,6 +646,7 @@ static void ws_readable(struct pd_client *c)
   st->budget = WS_READ_BUDGET;
   st->pings = 0;
   int rc = wslay_event_recv(st->ctx);
+  close_in.c = NULL;
   if (c->conn.closing)
     return;
   if (st->pings > WS_PINGS_PER_READ) {
@@ -518,7 +663,9 @@ static void ws_readable(struct pd_client *c)
     ws_close_code(c, 1002, "protocol error");
     return;
   }
-  wslay_event_send(st->ctx); /* pong, or the close reply / protocol error close */
+  if (c->conn.close_after_flush)
+    return; /* our own close (1003, 1007) is queued: nothing of wslay's after it */
+  wslay_event_send(st->ctx); /* the close reply or protocol error close */
   if (c->conn.closing)
     return;
   if (wslay_event_get_close_sent(st->ctx)) {
@@ -539,6 +686,7 @@ static void ws_destroy(struct pd_client *c)
   if (st) {
     if (st->ctx)
       wslay_event_context_free(st->ctx);
+    free(st->hold);
     free(st);
   }
   c->tp_state = NULL;
@@ -566,6 +714,7 @@ static struct pd_client *ws_start(const struct pd_stream_req *r)
   struct pd_client *c = pd_client_new(&pd_ws_transport, r->fd, r->who, r->serial, r->counted);
   struct ws_state *st = sortie_xcalloc(1, sizeof *st);
   c->tp_state = st; /* the wslay context comes with the client's first bytes */
+  st->echo = r->echo != 0;
   struct sortie_buf h = {0};
   sortie_buf_printf(&h, "HTTP/1.1 101 Switching Protocols\r\n"
                         "Upgrade: websocket\r\n"
@@ -573,6 +722,10 @@ static struct pd_client *ws_start(const struct pd_stream_req *r)
                         "Sec-WebSocket-Accept: %s\r\n\r\n", r->accept);
   pd_conn_send_copy(&c->conn, h.base, h.len);
   sortie_buf_reset(&h);
+  if (st->echo) { /* an echo speaks only when spoken to */
+    sortie_buf_free(&h);
+    return c;
+  }
   char hello[160];
   int n = snprintf(hello, sizeof hello,
                    "{\"type\":\"connection_status\",\"status\":\"connected\","
