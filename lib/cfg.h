@@ -67,10 +67,10 @@ struct sortie_cfg {
   int push_retry_ms;
   int push_max_connections;
   int push_max_pending; /* 0: from the descriptor limit (pushd/http.c) */
-  int push_token_warn_s;
   int push_history_reads; /* history reads out at once per worker (resume.c) */
   int push_max_conn_per_ip; /* libmicrohttpd's per-address cap (0: none) */
   int push_header_timeout_s; /* a silent request head or idle keep-alive */
+  int push_token_warn_s;
   int push_token_grace_s;
 
   /* Loaded by sortie_cfg_load_secrets(); owned by the struct, freed by

@@ -76,8 +76,8 @@ struct pd_client {
   struct pd_sub **subs;         /* the channels it reads (channel.c owns them) */
   uint16_t nsubs, capsubs;
   uint8_t counted;              /* holds a slot of the per-user limit */
-  uint64_t serial;
   uint8_t reading;              /* one of its history reads is out (resume.c) */
+  uint64_t serial;
   uint32_t dl_at;               /* its deadline, unix seconds (0: none) */
   uint32_t dl_slot;             /* its place in the deadline heap (0: not on it) */
   void *tp_state;               /* the transport's own */
