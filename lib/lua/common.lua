@@ -74,6 +74,9 @@ local function ijoin(hi, lo)
 end
 
 local function iadd(a, b)
+  -- both within 15 characters: |a|, |b| < 10^15, so the sum is below 2^53 and
+  -- exact in a double (the common case, and five times cheaper)
+  if #a <= 15 and #b <= 15 then return string.format('%d', tonumber(a) + tonumber(b)) end
   local ah, al = isplit(a)
   local bh, bl = isplit(b)
   return ijoin(ah + bh, al + bl)
@@ -185,13 +188,16 @@ local function load_channel(channel)
   local bad = load_lastid()
   if bad then return bad end
   local key = P .. 'h:' .. channel
-  local t = key_type(key)
-  if t == 'none' then
-    last_in[channel], top_in[channel] = '0-0', '0-0'
-    return nil
+  -- one call when the stream is there; TYPE only to tell why it is not
+  local r = redis.pcall('XINFO', 'STREAM', key)
+  if r.err then
+    local t = key_type(key)
+    if t == 'none' then
+      last_in[channel], top_in[channel] = '0-0', '0-0'
+      return nil
+    end
+    return key .. ' is a ' .. t .. ', not a stream'
   end
-  if t ~= 'stream' then return key .. ' is a ' .. t .. ', not a stream' end
-  local r = redis.call('XINFO', 'STREAM', key)
   local info = {}
   for i = 1, #r, 2 do info[r[i]] = r[i + 1] end
   local prev = '0-0'
@@ -229,39 +235,73 @@ local function utc_day(ms)
   return math.floor(ms / 86400000)
 end
 
--- A user's stats as the API shows them.
-local function user_stats(uid, now)
-  local ukey = P .. 'user:' .. uid
-  local h = redis.call('HMGET', ukey, 'day', 'day_trades', 'total_trades', 'wins', 'losses',
-                       'total_pnl')
+-- A user's stats as the API shows them, from the user's hash fields `u` (as
+-- load_user gives them), the P/L day buckets and the rank (or nil).
+local function stats_of(u, now, rank)
   local day = utc_day(now)
   local trades_today = 0
-  if h[1] == tostring(day) then trades_today = tonumber(h[2]) end
-  local days = {}
-  for i = 0, 6 do days[#days + 1] = tostring(day - i) end
-  local buckets = redis.call('HMGET', ukey .. ':pnl_days', unpack(days))
+  if u.day == tostring(day) then trades_today = tonumber(u.day_trades) end
   local week = '0'
-  for i = 1, 7 do
-    if buckets[i] then week = iadd(week, buckets[i]) end
+  for i = 0, 6 do
+    local b = u.pnl_days[tostring(day - i)]
+    if b then week = iadd(week, b) end
   end
-  local wins, losses = tonumber(h[4] or '0'), tonumber(h[5] or '0')
+  local wins, losses = tonumber(u.wins or '0'), tonumber(u.losses or '0')
   local win_rate = 0
   if wins + losses > 0 then win_rate = math.floor(wins * 1000 / (wins + losses) + 0.5) / 10 end
-  local total = h[6] or '0'
-  local rank = redis.call('ZREVRANK', P .. 'rank', uid)
+  local total = u.total_pnl or '0'
   if rank then rank = rank + 1 else rank = cjson.null end
-  local stats = {
+  return {
     trades_today = trades_today,
     last_7d_pnl = money(week),
     win_rate = win_rate,
-    total_trades = tonumber(h[3] or '0'),
+    total_trades = tonumber(u.total_trades or '0'),
     wins = wins,
     losses = losses,
     total_pnl = money(total),
     equity = money(iadd(EQUITY_START, total)),
     rank = rank,
   }
-  return stats
+end
+
+-- The fields of a user's hash that the stats and the checks read, and its
+-- P/L day buckets: one read of each, typed, so that a key of another type
+-- fails here, before any write. Returns the fields (false when absent, and
+-- pnl_days, a table), or nil and why they cannot be read (for a 500).
+local USER_FIELDS = {'day', 'day_trades', 'total_trades', 'wins', 'losses', 'closed_trades',
+                     'total_pnl', 'peak'}
+local function load_user(uid)
+  local ukey = P .. 'user:' .. uid
+  local h = redis.pcall('HMGET', ukey, unpack(USER_FIELDS))
+  if h.err then return nil, ukey .. ' is a ' .. key_type(ukey) .. ', not a hash' end
+  local d = redis.pcall('HGETALL', ukey .. ':pnl_days')
+  if d.err then
+    return nil, ukey .. ':pnl_days is a ' .. key_type(ukey .. ':pnl_days') .. ', not a hash'
+  end
+  local u = {pnl_days = {}, pnl_list = d}
+  for i = 1, #USER_FIELDS do u[USER_FIELDS[i]] = h[i] end
+  for i = 1, #d, 2 do u.pnl_days[d[i]] = d[i + 1] end
+  return u
+end
+
+-- A user's rank (0-based, highest P/L first) or nil; and why the rank set
+-- cannot be used, if it cannot.
+local function load_rank(uid)
+  local r = redis.pcall('ZREVRANK', P .. 'rank', uid)
+  if type(r) == 'table' and r.err then
+    return nil, P .. 'rank is a ' .. key_type(P .. 'rank') .. ', not a zset'
+  end
+  if r == false then r = nil end
+  return r
+end
+
+-- A user's stats as the API shows them, read now.
+local function user_stats(uid, now)
+  local u, bad = load_user(uid)
+  if not u then error(bad) end
+  local rank, rbad = load_rank(uid)
+  if rbad then error(rbad) end
+  return stats_of(u, now, rank)
 end
 
 -- The public view of a signal, or nil. A signal past expires_at shows as
@@ -296,6 +336,7 @@ local INT64_MAX, INT64_MIN = '9223372036854775807', '-9223372036854775808'
 local function is_int64(s)
   if type(s) ~= 'string' or #s > 20 then return false end
   if s ~= '0' and not string.match(s, '^%-?[1-9]%d*$') then return false end
+  if #s <= 18 then return true end -- at most 18 digits: far inside int64
   return icmp(s, INT64_MAX) <= 0 and icmp(s, INT64_MIN) >= 0
 end
 
@@ -339,29 +380,33 @@ end
 
 -- What user_stats and the stat writes of fire.lua and trade_close.lua read as
 -- numbers: the user hash's counters and total, its equity peak, the P/L day
--- buckets, and the rank set's type.
-local function user_check(uid)
+-- buckets, and the rank set's type. `u` is load_user's answer if the script
+-- has it (else it is read here); returns why not, or nil and the rank.
+local function user_check(uid, u)
   local ukey = P .. 'user:' .. uid
-  local bad = type_check(ukey, 'hash') or type_check(ukey .. ':pnl_days', 'hash') or
-              type_check(P .. 'rank', 'zset')
-  if bad then return bad end
+  local bad
+  if u == nil then
+    u, bad = load_user(uid)
+    if not u then return bad end
+  end
+  local rank, rbad = load_rank(uid)
+  if rbad then return rbad end
   local f = {'day_trades', 'total_trades', 'wins', 'losses', 'closed_trades', 'total_pnl'}
-  local h = redis.call('HMGET', ukey, unpack(f))
   for i = 1, #f do
-    bad = field_check(ukey, f[i], h[i])
+    bad = field_check(ukey, f[i], u[f[i]])
     if bad then return bad end
   end
   -- the peak is equity (start + total), which may pass int64: only exactness matters
-  local peak = redis.call('HGET', ukey, 'peak')
+  local peak = u.peak
   if peak and (not string.match(peak, '^%-?%d+$') or #peak > 21) then
     return ukey .. ' peak is not an integer'
   end
-  local days = redis.call('HGETALL', ukey .. ':pnl_days')
+  local days = u.pnl_list
   for i = 1, #days, 2 do
     bad = field_check(ukey .. ':pnl_days', days[i], days[i + 1])
     if bad then return bad end
   end
-  return nil
+  return nil, rank
 end
 
 -- The answer for stored data a script cannot use: nothing was written.

@@ -61,29 +61,40 @@ if redis.call('ZCOUNT', rkey, since, '+inf') >= rate then
 end
 
 -- every refusal is behind us; now what a write below could fail on (see
--- common.lua), so that either all of it happens or none
+-- common.lua), so that either all of it happens or none. The user's hash,
+-- P/L days and rank are read once, for the checks and the stats both.
 local ukey = P .. 'user:' .. uid
 local day = tostring(utc_day(now))
 local fkey_min = P .. 'stats:fires:' .. math.floor(now / 60000)
-local u = redis.call('HMGET', ukey, 'day', 'day_trades', 'total_trades')
-local seq = redis.call('GET', P .. 'seq:trade')
-local bad = field_check(skey, 'fire_count', s[6], '1') or
-            field_check(P .. 'seq:trade', 'value', seq, '1') or
-            field_check(fkey_min, 'value', redis.call('GET', fkey_min), '1') or
-            user_check(uid) or field_check(ukey, 'total_trades', u[3], '1') or
-            channel_check('mission:' .. sid, 'user:' .. uid)
-if not bad and u[1] == day then bad = field_check(ukey, 'day_trades', u[2], '1') end
+local u, bad = load_user(uid)
+local rank, seq
+if u then
+  bad, rank = user_check(uid, u)
+end
+if not bad then
+  seq = redis.call('GET', P .. 'seq:trade')
+  bad = field_check(skey, 'fire_count', s[6], '1') or
+        field_check(P .. 'seq:trade', 'value', seq, '1') or
+        field_check(fkey_min, 'value', redis.call('GET', fkey_min), '1') or
+        field_check(ukey, 'total_trades', u.total_trades, '1') or
+        channel_check('mission:' .. sid, 'user:' .. uid)
+end
+if not bad and u.day == day then bad = field_check(ukey, 'day_trades', u.day_trades, '1') end
 -- the next trade id, past any trade already there (a seq:trade restored from
 -- an older backup must not overwrite a trade)
-local n = int_plus(seq, '1')
+local n
+if not bad then n = int_plus(seq, '1') end
 while not bad and redis.call('EXISTS', P .. 'trade:trd_' .. n) == 1 do
   n = int_plus(n, '1')
   if n == nil then bad = P .. 'seq:trade would pass the 64-bit range' end
 end
 if bad then return fail_stored(bad) end
 
--- write
-local count = redis.call('HINCRBY', skey, 'fire_count', 1)
+-- write: the counters as the checks computed them (each checked to stay an
+-- int64 above), so the stats below need no second read
+local count = int_plus(s[6], '1')
+redis.call('HSET', skey, 'fire_count', count)
+count = tonumber(count)
 local tid = 'trd_' .. n
 redis.call('SET', P .. 'seq:trade', n)
 local now_s = math.floor(now / 1000)
@@ -94,17 +105,20 @@ redis.call('PEXPIRE', rkey, 60000)
 redis.call('HSET', P .. 'trade:' .. tid, 'id', tid, 'signal_id', sid, 'user_id', uid,
   'symbol', s[3], 'direction', s[4], 'entry', s[5], 'status', 'OPEN', 'opened_at', now_s)
 
-if u[1] == day then
-  redis.call('HINCRBY', ukey, 'day_trades', 1)
+if u.day == day then
+  u.day_trades = int_plus(u.day_trades, '1')
 else
-  redis.call('HSET', ukey, 'day', day, 'day_trades', 1)
+  u.day, u.day_trades = day, '1'
 end
-redis.call('HINCRBY', ukey, 'total_trades', 1)
-redis.call('ZADD', P .. 'rank', 'NX', 0, uid)
-redis.call('INCR', fkey_min)
-redis.call('EXPIRE', fkey_min, 600)
+u.total_trades = int_plus(u.total_trades, '1')
+redis.call('HSET', ukey, 'day', u.day, 'day_trades', u.day_trades, 'total_trades', u.total_trades)
+if rank == nil then
+  redis.call('ZADD', P .. 'rank', 'NX', 0, uid)
+  rank = redis.call('ZREVRANK', P .. 'rank', uid)
+end
+if redis.call('INCR', fkey_min) == 1 then redis.call('EXPIRE', fkey_min, 600) end
 
-local stats = user_stats(uid, now)
+local stats = stats_of(u, now, rank)
 local body = cjson.encode({trade_id = tid, signal_id = sid, user_id = uid, fire_count = count,
                            stats = stats})
 

@@ -206,11 +206,35 @@ Test(fire, unusable_stored_data_is_500_and_writes_nothing)
     must(rcmd(2, d));
   }
 
+  /* the user's hash or P/L days of another type, a P/L day that is not an
+   * integer, a signal count that is not one (read once, typed, before any
+   * write) */
+  char k2[256];
+  snprintf(k, sizeof k, "%suser:%s", kp(), user);
+  snprintf(k2, sizeof k2, "%suser:%s:pnl_days", kp(), user);
+  const char *t1[] = {"SET", k, "a string"}, *t2[] = {"SET", k2, "a string"},
+             *t3[] = {"HSET", k2, "20000", "12.5"}, *d2[] = {"DEL", k2};
+  must(rcmd(3, t1));
+  fire_refused(sid, user, 500, "internal");
+  must(rcmd(2, del));
+  must(rcmd(3, t2));
+  fire_refused(sid, user, 500, "internal");
+  must(rcmd(2, d2));
+  must(rcmd(4, t3));
+  fire_refused(sid, user, 500, "internal");
+  must(rcmd(2, d2));
+  snprintf(k, sizeof k, "%ssignal:%s", kp(), sid);
+  const char *c1[] = {"HSET", k, "fire_count", "many"}, *c0[] = {"HSET", k, "fire_count", "0"};
+  must(rcmd(4, c1));
+  fire_refused(sid, user, 500, "internal");
+  must(rcmd(4, c0));
+
   /* all fixed: the fire goes through, counted once */
   struct http_resp r;
   cr_assert_eq(fire(user, sid, NULL, &r), 201, "%s", r.body);
   cr_assert_eq(jget_int(r.json, "fire_count"), 1);
   cr_assert_eq(jget_int(r.json, "stats.total_trades"), 1);
+  cr_assert_eq(jget_int(r.json, "stats.trades_today"), 1);
   http_free(&r);
 }
 
