@@ -12,7 +12,16 @@
  *
  * The abuses share one daemon, so they take turns (a lock file in the
  * world's folder: Criterion runs two tests at once). The worker's VmHWM is
- * its lifetime peak, so each abuse samples VmRSS every 50 ms instead. */
+ * its lifetime peak, so each abuse samples VmRSS every 50 ms instead. A
+ * bystander's latency runs from its event's id (the Redis clock at publish,
+ * the same host's clock) to its receipt. The worker's pid is the same before
+ * and after each abuse (the master restarts a worker that died).
+ *
+ * Scaled down, and said so in their lines: the slowloris sockets when the
+ * descriptor limit is under 2,600; the events per channel of the 50
+ * concurrent 64-channel history reads (see HIST_WIDE_PER). Known failing:
+ * forged_tokens, a non-integer nbf or iat is let in (lib/auth.c, see
+ * there). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +59,16 @@ SORTIE_WORLD_CONF("push.workers = 1\n"
  * idles at a few MB; 1,000 pending requests of libmicrohttpd at 16 KiB each
  * and 300 unfinished 60 KiB WebSocket messages are the big ones) */
 #define RSS_BOUND_KIB (128 * 1024)
+/* under AddressSanitizer (SORTIE_SAN=1: tests/run.sh) the worker's RSS is
+ * its quarantine and shadow memory (350-520 MB seen), not its own: there the
+ * bound only catches a runaway */
+#define RSS_BOUND_SAN_KIB (2048 * 1024)
+
+static long rss_bound(void)
+{
+  const char *san = getenv("SORTIE_SAN");
+  return san && strcmp(san, "1") == 0 ? RSS_BOUND_SAN_KIB : RSS_BOUND_KIB;
+}
 
 /* ------------------------------------------------------------------ */
 /* taking turns, descriptors                                           */
@@ -366,15 +385,18 @@ static void by_stop(struct by *b, const char *name, const char *abuser)
   fprintf(stderr,
           "COUNTS abuse %s: %s | bystanders %d/%d complete, dup=%ld lost=%ld out_of_order=%ld, "
           "p99 %lld ms (%d events each, %d publish failures, publish p99 %lld ms) | worker RSS "
-          "before %ld KiB, peak %ld KiB | health longest gap %lld ms (%d answered, %d not)\n",
+          "before %ld KiB, peak %ld KiB (bound %ld) | health longest gap %lld ms (%d answered, %d not)\n",
           name, abuser, complete, NBY, dup, lost, ooo, p99, b->npub, b->pubfail, pubp99,
-          b->rss_before, b->rss_peak, b->hl_gap, b->hl_ok, b->hl_fail);
+          b->rss_before, b->rss_peak, rss_bound(), b->hl_gap, b->hl_ok, b->hl_fail);
+  long worker_now = pushd_worker_pid();
+  cr_expect_eq(worker_now, b->worker, "%s: the worker died (pid %ld, now %ld)", name, b->worker,
+               worker_now);
   cr_expect_gt(b->npub, 0, "%s: nothing was published", name);
   cr_expect_eq(complete, NBY, "%s: %d of %d bystanders got every event once, in order "
                "(dup %ld, lost %ld, out of order %ld, stray %ld)",
                name, complete, NBY, dup, lost, ooo, stray);
-  cr_expect_lt(b->rss_peak, RSS_BOUND_KIB, "%s: the worker's RSS reached %ld KiB", name,
-               b->rss_peak);
+  cr_expect_lt(b->rss_peak, rss_bound(), "%s: the worker's RSS reached %ld KiB (bound %ld)", name,
+               b->rss_peak, rss_bound());
   int healthy = 0;
   for (long long t = pc_now(); !healthy && pc_now() - t < 10000;)
     healthy = health_ok(1000);
