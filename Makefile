@@ -52,6 +52,9 @@ INT_SRC   = $(wildcard tests/integration/test_*.c)
 INT_BINS  = $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INT_SRC))
 FAULT_SRC  = $(wildcard tests/faults/test_*.c)
 FAULT_BINS = $(patsubst tests/faults/%.c,$(BUILD)/tests/faults/%,$(FAULT_SRC))
+# every libFuzzer target again, with tests/fuzz/replay.c as its main()
+REPLAY_SRC  = $(wildcard tests/fuzz/fuzz_*.c)
+REPLAY_BINS = $(patsubst tests/fuzz/%.c,$(BUILD)/tests/fuzz/%,$(REPLAY_SRC))
 HARNESS_OBJ = $(BUILD)/tests/harness.o $(BUILD)/tests/pushclient.o
 
 .PHONY: all deps run start stop test faults san clean install help tests bench screenshots
@@ -61,7 +64,7 @@ help:
 	@echo "make            build everything into $(BUILD)/"
 	@echo "make run        install what is missing, build, start Redis + Apache + pushd, print the URL"
 	@echo "make start|stop the same stack in the background / stop it"
-	@echo "make test       install what is missing, build, run every test"
+	@echo "make test       install what is missing, build, run every test (and replay the fuzz corpora)"
 	@echo "make faults     the fault tests: Redis, daemon and Apache killed, paused, restarted (counts)"
 	@echo "make san        the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make install    install into DESTDIR/PREFIX (default /usr/local)"
@@ -150,7 +153,14 @@ $(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(HARNESS_OBJ) $(LI
 $(BUILD)/tests/faults/%: $(BUILD)/tests/faults/%.o $(HARNESS_OBJ) $(LIBA)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(HARNESS_OBJ) $(LIBA) $(LIBS_CORE) $(LIBS_TEST) -lpthread $(LDFLAGS)
 
-tests: $(PROGRAMS) $(UNIT_BINS) $(INT_BINS)
+# the fuzz targets over their corpora (tests/run.sh runs each as one test);
+# lib/ comes from the archive, the daemon's framing and envelopes from its objects
+REPLAY_PUSHD_OBJ = $(BUILD)/pushd/event.o $(BUILD)/pushd/frame.o
+$(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o \
+                            $(REPLAY_PUSHD_OBJ) $(LIBA)
+	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIBA) $(LIBS_CORE) $(LDFLAGS)
+
+tests: $(PROGRAMS) $(UNIT_BINS) $(INT_BINS) $(REPLAY_BINS)
 
 test: deps
 	@$(MAKE) --no-print-directory tests
