@@ -13,6 +13,26 @@ static jwt_alg_t cfg_alg(const char *alg)
   return strcmp(alg, "RS256") == 0 ? JWT_ALG_RS256 : JWT_ALG_HS256;
 }
 
+/* A time claim: 1 and *out when it is a JSON integer that fits a long, 0 when
+ * absent, -1 otherwise (its JSON text is read, since jwt_get_grant_int
+ * cannot tell "absent", "not an integer" and 0 apart). */
+static int time_claim(jwt_t *jwt, const char *name, long *out)
+{
+  char *js = jwt_get_grants_json(jwt, name);
+  if (js == NULL)
+    return 0;
+  char *end = NULL;
+  errno = 0;
+  long v = strtol(js, &end, 10);
+  int ok = (js[0] == '-' || (js[0] >= '0' && js[0] <= '9')) && end != js && *end == '\0' &&
+           errno == 0;
+  free(js);
+  if (!ok)
+    return -1;
+  *out = v;
+  return 1;
+}
+
 int sortie_auth_verify(const struct sortie_cfg *c, const char *token, long now,
                        struct sortie_identity *out, const char **why)
 {
@@ -36,10 +56,18 @@ int sortie_auth_verify(const struct sortie_cfg *c, const char *token, long now,
     goto done;
   }
   long leeway = c->jwt_leeway_s;
-  errno = 0;
-  long exp = jwt_get_grant_int(jwt, "exp");
-  if (errno == ENOENT) {
+  /* exp, nbf and iat are whole seconds: a claim of another type (a string,
+   * a fraction, null, an object) refuses the token. libjwt's
+   * jwt_get_grant_int reads such a claim as 0 without saying so (a time
+   * long past, so an "nbf": "soon" passed), so each is read from its JSON. */
+  long exp, nbf, iat;
+  int has = time_claim(jwt, "exp", &exp);
+  if (has == 0) {
     *why = "token has no exp";
+    goto done;
+  }
+  if (has < 0) {
+    *why = "token exp is not a whole number of seconds";
     goto done;
   }
   /* written so that no sum can overflow, whatever the token claims */
@@ -47,15 +75,21 @@ int sortie_auth_verify(const struct sortie_cfg *c, const char *token, long now,
     *why = "token has expired";
     goto done;
   }
-  errno = 0;
-  long nbf = jwt_get_grant_int(jwt, "nbf");
-  if (errno != ENOENT && nbf > now + leeway) {
+  has = time_claim(jwt, "nbf", &nbf);
+  if (has < 0) {
+    *why = "token nbf is not a whole number of seconds";
+    goto done;
+  }
+  if (has && nbf > now + leeway) {
     *why = "token is not valid yet (nbf)";
     goto done;
   }
-  errno = 0;
-  long iat = jwt_get_grant_int(jwt, "iat");
-  if (errno != ENOENT && iat > now + leeway) {
+  has = time_claim(jwt, "iat", &iat);
+  if (has < 0) {
+    *why = "token iat is not a whole number of seconds";
+    goto done;
+  }
+  if (has && iat > now + leeway) {
     *why = "token is issued in the future (iat)";
     goto done;
   }

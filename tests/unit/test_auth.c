@@ -695,3 +695,27 @@ Test(auth_role_name, names_each_role)
   cr_expect_str_eq(sortie_role_name(SORTIE_ROLE_ADMIN), "admin");
   cr_expect_str_eq(sortie_role_name(SORTIE_ROLE_SERVICE), "service");
 }
+
+/* exp, nbf and iat that are not whole seconds (a string, a fraction, a
+ * number past the double range, null, an object) refuse the token: libjwt
+ * reports them by errno, and they once read as absent (nbf, iat). (An
+ * integer past 64 bits is not even JSON to libjwt's parser: such a token is
+ * refused as unreadable, and cannot be minted here.) */
+Test(auth_verify, time_claims_that_are_not_whole_seconds_are_refused)
+{
+  static const char *bad[] = {"\"soon\"", "1.5e300", "1795000000.5", "null", "{}"};
+  static const char *claim[] = {"exp", "nbf", "iat"};
+  for (size_t c = 0; c < 3; c++)
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+      char claims[256];
+      if (c == 0)
+        snprintf(claims, sizeof claims, "{\"sub\":\"alice\",\"exp\":%s}", bad[i]);
+      else
+        snprintf(claims, sizeof claims, "{\"sub\":\"alice\",\"exp\":%ld,\"%s\":%s}",
+                 NOW + 3600, claim[c], bad[i]);
+      char *t = mint_hs(claims);
+      cr_expect_eq(hs_refused_for(t, claim[c]), 1, "%s accepted or refused for another reason",
+                   claims);
+      free(t);
+    }
+}
