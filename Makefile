@@ -154,8 +154,9 @@ $(BUILD)/tests/faults/%: $(BUILD)/tests/faults/%.o $(HARNESS_OBJ) $(LIBA)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(HARNESS_OBJ) $(LIBA) $(LIBS_CORE) $(LIBS_TEST) -lpthread $(LDFLAGS)
 
 # the fuzz targets over their corpora (tests/run.sh runs each as one test);
-# lib/ comes from the archive, the daemon's framing and envelopes from its objects
-REPLAY_PUSHD_OBJ = $(BUILD)/pushd/event.o $(BUILD)/pushd/frame.o
+# lib/ comes from the archive, the daemon's framing, envelopes and frame
+# follower from its objects
+REPLAY_PUSHD_OBJ = $(BUILD)/pushd/event.o $(BUILD)/pushd/frame.o $(BUILD)/pushd/wsscan.o
 $(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o \
                             $(REPLAY_PUSHD_OBJ) $(LIBA)
 	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIBA) $(LIBS_CORE) $(LDFLAGS)

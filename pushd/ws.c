@@ -34,13 +34,15 @@
  * This is decided here, not by wslay 1.1.1, which takes a 1-byte payload for
  * none, refuses 1012-1014 (registered with IANA since), and checks a reason's
  * UTF-8 one read at a time, skipping two bytes of every read: so cb_recv
- * never hands wslay part of a close frame (see ws_scan), and the answer is
- * queued at the frame's end, before wslay's own (which then adds nothing). */
+ * never hands wslay part of a close frame (it holds back the start of one
+ * until it is whole), and the answer is queued at the frame's end, before
+ * wslay's own (which then adds nothing). */
 #include "channel.h"
 #include "frame.h"
 #include "json.h"
 #include "resume.h"
 #include "transport.h"
+#include "wsscan.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -57,31 +59,24 @@
  * client is in the middle of something: it is made when bytes arrive and
  * freed as soon as they end on a frame boundary, outside a fragmented message,
  * with nothing queued. To know where frames end, the bytes handed to wslay are
- * followed here too: only the headers' lengths, flags and opcodes (wslay does
- * all the checking). */
+ * followed here too, by pd_wsscan (wsscan.h): only the headers' lengths, flags
+ * and opcodes (wslay does all the checking). */
 struct ws_state {
   wslay_event_context_ptr ctx; /* NULL while idle */
   uint8_t *hold;               /* the start of a close frame not yet whole (see
-                                  ws_scan), nhold bytes, malloc'd; else NULL */
+                                  cb_recv), nhold bytes, malloc'd; else NULL */
+  struct pd_wsscan scan;       /* the bytes handed to wslay, followed; its
+                                  pings count those of this read (a flood closes) */
   uint8_t nhold;
-  uint8_t hlen;                /* header bytes of the next frame seen so far */
   uint8_t io_failed : 1;       /* the socket itself failed or ended */
-  uint8_t in_message : 1;      /* a fragmented data message is under way */
-  uint8_t in_close : 1;        /* the frame being followed is a close frame */
   uint8_t warned : 1;          /* token_expiring sent for the token's exp */
   uint8_t echo : 1;            /* GET /echo: echoes, reads nothing else */
-  uint8_t hdr[14];
-  uint16_t pings;              /* ping frames seen in this read (a flood closes) */
   uint16_t msgs;               /* messages handled in the second `msg_sec` */
   uint32_t msg_sec;
   uint32_t budget;             /* bytes this read may still take (fair turns) */
-  uint64_t left;               /* payload bytes of the current frame to come */
 };
 /* every client has one, idle or not: it stays in glibc's 64-byte chunk */
 _Static_assert(sizeof(struct ws_state) <= 56, "struct ws_state grew");
-
-/* The longest close frame wslay accepts: a 2-byte header, a mask, 125 bytes. */
-#define WS_CLOSE_MAX (2 + 4 + 125)
 
 /* One read of a client takes at most this much: a client that sends without
  * pause (a ping flood, say) gets its turn like everyone else, and what its
@@ -94,63 +89,6 @@ _Static_assert(sizeof(struct ws_state) <= 56, "struct ws_state grew");
  * per second: each subscribe starts Redis work (a SUBSCRIBE, history reads),
  * so a storm of them is refused, message by message, with "rate_limited". */
 #define WS_MSGS_PER_S 50
-
-/* Follows `n` bytes of the client's stream (see above). Returns where, among
- * them, a close frame that is not yet whole began (0 also when it began
- * before them), or n when none is under way: the bytes from there on wait
- * (ws_state.hold) until the frame is whole, so that wslay reads each close
- * frame in one piece. Only a close frame wslay can accept is waited for (FIN
- * set, at most 125 bytes); any other is refused at its header anyway. */
-static size_t ws_scan(struct ws_state *st, const uint8_t *p, size_t n)
-{
-  size_t at = 0, close_from = 0;
-  while (at < n) {
-    if (st->left) {
-      uint64_t k = st->left < n - at ? st->left : n - at;
-      st->left -= k;
-      at += (size_t)k;
-      if (st->left == 0)
-        st->in_close = 0;
-      continue;
-    }
-    if (st->hlen == 0) {
-      st->in_close = (p[at] & 0x8f) == 0x88;
-      close_from = at;
-    }
-    st->hdr[st->hlen++] = p[at++];
-    if (st->hlen < 2)
-      continue;
-    if (st->hlen == 2 && (st->hdr[1] & 0x7f) > 125)
-      st->in_close = 0;
-    unsigned len7 = st->hdr[1] & 0x7f;
-    size_t size = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((st->hdr[1] & 0x80) ? 4 : 0);
-    if (st->hlen < size)
-      continue;
-    uint64_t len = len7;
-    if (len7 == 126)
-      len = (uint64_t)st->hdr[2] << 8 | st->hdr[3];
-    if (len7 == 127) {
-      len = 0;
-      for (int i = 0; i < 8; i++)
-        len = len << 8 | st->hdr[2 + i];
-    }
-    unsigned opcode = st->hdr[0] & 0x0f, fin = st->hdr[0] & 0x80;
-    if (opcode < 8) /* control frames may come inside a message and end nothing */
-      st->in_message = !fin;
-    else if (opcode == 9 && st->pings < UINT16_MAX)
-      st->pings++;
-    st->left = len;
-    st->hlen = 0;
-    if (len == 0)
-      st->in_close = 0;
-  }
-  return st->in_close ? close_from : n;
-}
-
-static int ws_idle(const struct ws_state *st)
-{
-  return st->hlen == 0 && st->left == 0 && !st->in_message;
-}
 
 static void send_text(struct pd_client *c, const char *json, size_t len)
 {
@@ -474,8 +412,11 @@ static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
   (void)flags;
   struct pd_client *c = ud;
   struct ws_state *st = c->tp_state;
-  /* held bytes begin a frame, so wslay has nothing left in its buffer and
-   * offers all of it (4 KiB, more than WS_CLOSE_MAX) */
+  /* Held bytes begin a frame, so wslay has nothing left in its buffer and
+   * offers all of it (4 KiB, more than PD_WSSCAN_CLOSE_MAX). They are the
+   * start of a close frame not yet whole, which waits until it is, so that
+   * wslay reads each close frame in one piece; the scanner says how many of
+   * the last bytes belong to one (never more than were held plus read). */
   size_t nh = st->nhold;
   if (st->budget == 0 || nh >= len) {
     wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK); /* the rest next turn */
@@ -486,8 +427,8 @@ static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
   if (n > 0) {
     st->budget -= (uint32_t)n;
     pd_conn_heard(&c->conn);
-    size_t from = ws_scan(st, buf + nh, (size_t)n);
-    size_t give = from ? nh + from : 0, total = nh + (size_t)n;
+    pd_wsscan_feed(&st->scan, buf + nh, (size_t)n);
+    size_t total = nh + (size_t)n, give = total - pd_wsscan_held(&st->scan);
     if (nh) {
       memcpy(buf, st->hold, nh);
       free(st->hold);
@@ -495,7 +436,7 @@ static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
       st->nhold = 0;
     }
     if (give < total) { /* a close frame not yet whole: it waits */
-      st->hold = sortie_xmalloc(WS_CLOSE_MAX);
+      st->hold = sortie_xmalloc(PD_WSSCAN_CLOSE_MAX);
       st->nhold = (uint8_t)(total - give);
       memcpy(st->hold, buf + give, total - give);
     }
@@ -644,12 +585,12 @@ static void ws_readable(struct pd_client *c)
   if (st->ctx == NULL)
     ws_ctx_new(c, st);
   st->budget = WS_READ_BUDGET;
-  st->pings = 0;
+  st->scan.pings = 0;
   int rc = wslay_event_recv(st->ctx);
   close_in.c = NULL;
   if (c->conn.closing)
     return;
-  if (st->pings > WS_PINGS_PER_READ) {
+  if (st->scan.pings > WS_PINGS_PER_READ) {
     ws_close_code(c, 1008, "too many pings");
     return;
   }
@@ -672,7 +613,7 @@ static void ws_readable(struct pd_client *c)
     pd_conn_close_after_flush(&c->conn);
   } else if (!wslay_event_get_read_enabled(st->ctx)) {
     pd_client_close(c, "peer stopped");
-  } else if (ws_idle(st) && wslay_event_get_queued_msg_count(st->ctx) == 0 &&
+  } else if (pd_wsscan_idle(&st->scan) && wslay_event_get_queued_msg_count(st->ctx) == 0 &&
              !c->conn.close_after_flush) {
     /* nothing under way: give the context back until the client speaks */
     wslay_event_context_free(st->ctx);

@@ -9,7 +9,7 @@
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 20
 FUZZ_CC      ?= clang
-FUZZ_NAMES    = json cursor token query decimal frame html wskey event wsmsg
+FUZZ_NAMES    = json cursor token query decimal frame html wskey event wsmsg wsscan
 FUZZ_BINS     = $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_NAMES))
 FUZZ_SAN      = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
@@ -41,6 +41,8 @@ FUZZ_SRC_event   = pushd/event.c pushd/frame.c lib/json.c lib/valid.c lib/buf.c
 FUZZ_LIBS_event  = -ljson-c -lcrypto
 FUZZ_SRC_wsmsg   = pushd/event.c pushd/frame.c lib/auth.c lib/json.c lib/valid.c lib/buf.c
 FUZZ_LIBS_wsmsg  = -ljson-c -ljwt -lcrypto
+FUZZ_SRC_wsscan  = pushd/wsscan.c
+FUZZ_LIBS_wsscan =
 
 .PHONY: fuzz fuzz-build
 fuzz: fuzz-build
