@@ -100,20 +100,6 @@ static long long real_ms(void)
   return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static long rss_of(long pid, const char *field)
-{
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%ld/status", pid);
-  FILE *f = fopen(path, "r");
-  long kib = -1;
-  size_t fl = strlen(field);
-  while (f && fgets(line, sizeof line, f))
-    if (strncmp(line, field, fl) == 0)
-      kib = atol(line + fl);
-  if (f)
-    fclose(f);
-  return kib;
-}
 
 static int parse_id(const char *s, long long *ms, long long *seq)
 {
@@ -273,7 +259,7 @@ static void *by_rss(void *ud)
 {
   struct by *b = ud;
   while (!__atomic_load_n(&b->stop_all, __ATOMIC_ACQUIRE)) {
-    long k = rss_of(b->worker, "VmRSS:");
+    long k = pid_kib(b->worker, "VmRSS:");
     if (k > b->rss_peak)
       b->rss_peak = k;
     pc_sleep_ms(50);
@@ -297,7 +283,7 @@ static struct by *by_start(void)
     cr_assert_not_null(sse_wait_idonly(b->c[i], T_SHORT), "bystander %d never caught up", i);
     sse_forget(b->c[i]);
   }
-  b->rss_before = rss_of(b->worker, "VmRSS:");
+  b->rss_before = pid_kib(b->worker, "VmRSS:");
   b->rss_peak = b->rss_before;
   b->hl_start = b->hl_last_ok = b->t_start = pc_now();
   pthread_create(&b->trss, NULL, by_rss, b);
@@ -809,7 +795,7 @@ Test(abuse, unfinished_fragmented_messages, .init = serial, .timeout = 200)
   }
   free(frag);
   long long t0 = pc_now();
-  long rss_held = rss_of(b->worker, "VmRSS:");
+  long rss_held = pid_kib(b->worker, "VmRSS:");
   /* then silence: they never answer the server's pings (every push.ping_s);
    * the bytes are read here without answering, to see the end */
   long long closed_at[UNFIN_N];

@@ -128,10 +128,11 @@ U long pushd_worker_pid(void)
   return worker > 0 ? worker : master;
 }
 
-U long pushd_worker_kib(const char *field)
+/* A "VmRSS:"-style field of /proc/PID/status, in KiB (-1 if unreadable). */
+U long pid_kib(long pid, const char *field)
 {
   char path[128], line[256];
-  snprintf(path, sizeof path, "/proc/%ld/status", pushd_worker_pid());
+  snprintf(path, sizeof path, "/proc/%ld/status", pid);
   FILE *f = fopen(path, "r");
   long kib = -1;
   size_t fl = strlen(field);
@@ -141,6 +142,11 @@ U long pushd_worker_kib(const char *field)
   if (f)
     fclose(f);
   return kib;
+}
+
+U long pushd_worker_kib(const char *field)
+{
+  return pid_kib(pushd_worker_pid(), field);
 }
 
 /* GET on the daemon, Authorization from token when not NULL */
