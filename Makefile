@@ -112,10 +112,15 @@ $(PUSHD): $(PUSHD_OBJ) $(LIBA)
 	$(CC) $(CFLAGS_ALL) -o $@ $(PUSHD_OBJ) $(LIBA) $(LIBS_PUSH) $(LIBS_CORE) $(LDFLAGS)
 
 # ---- benchmarks ----
-BENCH_BINS = $(BUILD)/bench/fanout $(BUILD)/bench/firelat $(BUILD)/bench/publish $(BUILD)/bench/hello
+BENCH_BINS = $(BUILD)/bench/fanout $(BUILD)/bench/firelat $(BUILD)/bench/publish $(BUILD)/bench/hello \
+             $(BUILD)/bench/bare
 $(BUILD)/bench/fanout $(BUILD)/bench/firelat: $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LDFLAGS)
+# the limit row of the side-by-side fan-out (bench/side.sh)
+$(BUILD)/bench/bare: bench/bare.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< -lcrypto $(LDFLAGS)
 $(BUILD)/bench/publish: bench/publish.c $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LIBA) $(LIBS_CORE) $(LDFLAGS)

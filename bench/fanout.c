@@ -1,16 +1,37 @@
-/* bench/fanout: many subscribers on one channel, for measuring a push server.
+/* bench/fanout: many subscribers on one channel, for measuring a push server
+ * (sortie-pushd, or a peer: nchan, bench/bare.c).
  *
  *   fanout -h HOST -p PORT -t sse|ws -n SUBSCRIBERS -c CHANNEL -k TOKEN
- *          [-d SECONDS] [-i] [-q PATH_PREFIX] [-b SOURCE_ADDRESS]
+ *          [-s sortie|nchan|bare] [-d SECONDS] [-i] [-q PATH_PREFIX] [-b SOURCE_ADDRESS]
+ *          [-S STEPS [-L P99_LIMIT_MS] [-T RETRIES] [-C PIDS] [-R PIDS] -- PUBLISHER ARGS...]
  *
- * Opens n connections (SSE: GET /events?channels=C; WS: GET /ws, then a
- * subscribe message; the token in an Authorization header), waits until all are subscribed, then counts every
+ * Opens n connections, waits until all are subscribed, then counts every
  * event received for -d seconds and the latency of each: receipt time minus
- * the publish time carried in the event id ("<ms>-<seq>"). With -i it only
- * holds the connections (idle) until stdin closes, printing "ready" once all
- * are open. Output: one line of key=value pairs. -b binds the client side to
- * another loopback address (127.0.0.2, ...): one source address has only
- * about 28,000 ports towards one server port.
+ * the publish time that bench/publish puts at the start of the event's data
+ * ("p":"<ms>-xxx", the publisher's wall clock, same machine), read the same
+ * way whatever the server. Output: one line of key=value pairs.
+ *
+ * Servers (-s): sortie (default) is GET /events?channels=C, or GET /ws and a
+ * subscribe message, with the token in an Authorization header; a stream is
+ * live at the id-only message (SSE) or the "subscribed" answer (WS). nchan
+ * and bare are one URL per channel, GET /sub?c=C, as SSE or WebSocket; an SSE
+ * stream is live at its first comment line, a WebSocket at its 101.
+ *
+ * With -i it only holds the connections (idle) until stdin closes, printing
+ * "ready" once all are open. -b binds the client side to another loopback
+ * address (127.0.0.2, ...): one source address has only about 28,000 ports
+ * towards one server port.
+ *
+ * Sweep (-S 20000,50000,...: deliveries per second): once subscribed, runs
+ * the publisher given after "--" once per step, with "-r RATE -d SECONDS"
+ * added (RATE = the step's deliveries / n events a second), and stops at the
+ * first step that fails: an event lost or repeated, a subscriber dropped, p99
+ * at or over -L ms, or a publisher that could not keep its schedule. With
+ * -T N a step that failed on p99 alone, under twice the limit, is run again,
+ * up to N more times, before it counts as failed (this machine is shared:
+ * one other process's burst can put a single step's p99 over the limit). One "step" line per run of a step (with the CPU that the processes of -C (the server),
+ * -R (Redis), this client and the publisher used, in % of one core), then
+ * one "sweep" line: the last rate that passed.
  *
  * One epoll loop, non-blocking sockets; connections are opened in bursts so
  * the server's listen queue is not overrun. */
@@ -21,6 +42,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,18 +50,24 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "streamclient.h"
 
+enum server { SRV_SORTIE, SRV_NCHAN, SRV_BARE };
+static const char *const server_names[] = {"sortie", "nchan", "bare"};
+
 static int nsubs, duration = 10, idle;
+static enum server server = SRV_SORTIE;
 static const char *host = "127.0.0.1", *source;
 static int port = 8081;
 static struct sc_target target = {.prefix = "", .channel = "market:BENCH", .token = ""};
 static struct sc_conn *conns;
 static int epfd;
 static long long received, bytes_in;
+static long long last_expect; /* the deliveries the last sweep step expected */
 static int nsubscribed, ndead;
 static uint64_t *hist; /* latency histogram, 1 ms buckets */
 #define HMAX 60000
@@ -51,42 +79,46 @@ static uint64_t wall_ms(void)
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void record(const char *id_start)
+/* an event: its data holds "p":"<publish ms>-..." (bench/publish) */
+static int record(const char *msg, size_t len)
 {
-  unsigned long long ms = strtoull(id_start, NULL, 10);
+  const char *p = memmem(msg, len, "\"p\":\"", 5);
+  if (p == NULL)
+    return 0;
+  unsigned long long ms = strtoull(p + 5, NULL, 10);
   if (ms == 0)
-    return;
+    return 0;
   uint64_t now = wall_ms();
   uint64_t lat = now > ms ? now - ms : 0;
   if (lat >= HMAX)
     lat = HMAX - 1;
   hist[lat]++;
   received++;
+  return 1;
 }
 
-/* an SSE message: an event (its id carries the publish time), or the id-only
- * message that says the stream is caught up and live */
+static void subscribed(struct sc_conn *c)
+{
+  c->live = 1;
+  nsubscribed++;
+}
+
+/* an SSE message: an event, or what says the stream is live: sortie-pushd's
+ * id-only message (caught up), a peer's first comment */
 static void sse_message(void *ctx, const char *msg, size_t len)
 {
   struct sc_conn *c = ctx;
-  const char *d = memmem(msg, len, "data: {\"id\":\"", 13);
-  if (d) {
-    record(d + 13);
-  } else if (!c->live && len > 4 && memcmp(msg, "id: ", 4) == 0) {
-    c->live = 1;
-    nsubscribed++;
-  }
+  if (record(msg, len) || c->live)
+    return;
+  if (server == SRV_SORTIE ? len > 4 && memcmp(msg, "id: ", 4) == 0 : len > 0 && msg[0] == ':')
+    subscribed(c);
 }
 
 static void ws_message(void *ctx, const char *p, size_t len)
 {
   struct sc_conn *c = ctx;
-  if (len > 7 && memcmp(p, "{\"id\":\"", 7) == 0) {
-    record(p + 7);
-  } else if (!c->live && memmem(p, len, "\"subscribed\"", 12)) {
-    c->live = 1;
-    nsubscribed++;
-  }
+  if (!record(p, len) && !c->live && server == SRV_SORTIE && memmem(p, len, "\"subscribed\"", 12))
+    subscribed(c);
 }
 
 static void on_readable(struct sc_conn *c)
@@ -96,6 +128,9 @@ static void on_readable(struct sc_conn *c)
     ndead++;
     return;
   }
+  /* a peer's WebSocket is subscribed by its URL: live once upgraded */
+  if (!c->live && target.ws && target.url && c->state == SC_STREAMING)
+    subscribed(c);
   /* keep idle memory small in the client too */
   if (c->len == 0 && c->cap > 131072) {
     free(c->buf);
@@ -120,6 +155,13 @@ static void pump(int ms)
   }
 }
 
+static void pump_for(uint64_t ms)
+{
+  uint64_t t = wall_ms();
+  while (wall_ms() - t < ms)
+    pump(20);
+}
+
 static uint64_t pct(double p)
 {
   uint64_t want = (uint64_t)(p * (double)received), acc = 0;
@@ -131,10 +173,197 @@ static uint64_t pct(double p)
   return HMAX;
 }
 
+static void stats_reset(void)
+{
+  received = 0;
+  bytes_in = 0;
+  memset(hist, 0, HMAX * sizeof *hist);
+}
+
+/* ---- the sweep ---- */
+
+/* CPU time (clock ticks) that the processes of a comma-separated pid list
+ * have used so far; 0 for a NULL list */
+static long long cpu_ticks(const char *pids)
+{
+  long long sum = 0;
+  for (const char *p = pids; p && *p;) {
+    long pid = strtol(p, NULL, 10);
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+      if (fgets(line, sizeof line, f)) {
+        /* after the ")" that ends the name: fields 3..; utime and stime are 14 and 15 */
+        const char *q = strrchr(line, ')');
+        unsigned long long ut = 0, st = 0;
+        if (q && sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+          sum += (long long)(ut + st);
+      }
+      fclose(f);
+    }
+    p = strchr(p, ',');
+    if (p)
+      p++;
+  }
+  return sum;
+}
+
+static double tv_s(struct timeval tv)
+{
+  return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static double self_cpu_s(void)
+{
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return tv_s(ru.ru_utime) + tv_s(ru.ru_stime);
+}
+
+/* One step: the publisher at `rate` events a second for `duration` s, then
+ * until every event is in (2 s at most). Prints the step's line; returns 1
+ * when it passed. */
+static int sweep_step(double rate, long long deliveries, char **pub, int npub, int limit_ms,
+                      const char *srv_pids, const char *redis_pids)
+{
+  char rate_s[32], secs_s[16];
+  snprintf(rate_s, sizeof rate_s, "%g", rate);
+  snprintf(secs_s, sizeof secs_s, "%d", duration);
+  char **av = calloc((size_t)npub + 5, sizeof *av);
+  memcpy(av, pub, (size_t)npub * sizeof *av);
+  av[npub] = "-r";
+  av[npub + 1] = rate_s;
+  av[npub + 2] = "-d";
+  av[npub + 3] = secs_s;
+  int pfd[2];
+  if (pipe(pfd) < 0) {
+    perror("fanout: pipe");
+    exit(1);
+  }
+  int dead0 = ndead, live0 = nsubscribed - ndead;
+  stats_reset();
+  long long srv0 = cpu_ticks(srv_pids), red0 = cpu_ticks(redis_pids);
+  double self0 = self_cpu_s();
+  uint64_t t0 = wall_ms();
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pfd[1], 1);
+    close(pfd[0]);
+    close(pfd[1]);
+    execv(av[0], av);
+    _exit(127);
+  }
+  close(pfd[1]);
+  fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+  char out[512];
+  size_t olen = 0;
+  struct rusage pru = {0};
+  int status = 0;
+  for (;;) {
+    pump(20);
+    ssize_t r = read(pfd[0], out + olen, sizeof out - 1 - olen);
+    if (r > 0)
+      olen += (size_t)r;
+    if (wait4(pid, &status, WNOHANG, &pru) == pid)
+      break;
+    if (wall_ms() - t0 > (uint64_t)duration * 1000 + 30000) {
+      kill(pid, SIGKILL);
+    }
+  }
+  ssize_t r;
+  while ((r = read(pfd[0], out + olen, sizeof out - 1 - olen)) > 0)
+    olen += (size_t)r;
+  close(pfd[0]);
+  free(av);
+  out[olen] = 0;
+  long published = 0;
+  double pub_secs = 0;
+  const char *o = strstr(out, "published=");
+  if (o)
+    sscanf(o, "published=%ld seconds=%lf", &published, &pub_secs);
+  long long expect = (long long)published * live0;
+  last_expect = published ? expect : -1;
+  uint64_t g = wall_ms();
+  while (received < expect && wall_ms() - g < 2000)
+    pump(10);
+  pump(20); /* anything repeated */
+  double wall = (double)(wall_ms() - t0) / 1000;
+  double tck = (double)sysconf(_SC_CLK_TCK);
+  double srv = (double)(cpu_ticks(srv_pids) - srv0) / tck / wall * 100;
+  double red = (double)(cpu_ticks(redis_pids) - red0) / tck / wall * 100;
+  double cli = (self_cpu_s() - self0) / wall * 100;
+  double pcpu = (tv_s(pru.ru_utime) + tv_s(pru.ru_stime)) / wall * 100;
+  uint64_t p99 = pct(0.99);
+  const char *why = "";
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || published == 0)
+    why = "publisher_failed";
+  else if (pub_secs > duration + 0.5)
+    why = "publisher_late";
+  else if (ndead != dead0)
+    why = "subscriber_dropped";
+  else if (received < expect)
+    why = "loss";
+  else if (received > expect)
+    why = "repeated";
+  else if (p99 >= (uint64_t)limit_ms)
+    why = "p99";
+  printf("step server=%s transport=%s subscribers=%d rate=%g deliveries_target=%lld published=%ld "
+         "expected=%lld received=%lld dead=%d p50_ms=%llu p99_ms=%llu max_ms=%llu "
+         "bytes_per_delivery=%.0f server_cpu=%.0f%% redis_cpu=%.0f%% client_cpu=%.0f%% "
+         "publisher_cpu=%.0f%% pass=%d%s%s\n",
+         server_names[server], target.ws ? "ws" : "sse", nsubs, rate, deliveries, published, expect,
+         received, ndead - dead0, (unsigned long long)pct(0.50), (unsigned long long)p99,
+         (unsigned long long)pct(0.99999), received ? (double)bytes_in / (double)received : 0.0, srv,
+         red, cli, pcpu, why[0] == 0, why[0] ? " failed=" : "", why);
+  fflush(stdout);
+  return why[0] == 0;
+}
+
+static void sweep(const char *steps, char **pub, int npub, int limit_ms, int retries,
+                  const char *srv_pids, const char *redis_pids)
+{
+  uint64_t t0 = wall_ms();
+  double best_rate = 0;
+  long long best = 0;
+  int n = 0;
+  pump_for(1000); /* a peer may still be registering its last subscribers */
+  for (const char *s = steps; s && *s;) {
+    long long d = strtoll(s, NULL, 10);
+    double rate = (double)d / nsubs;
+    n++;
+    int ok = 0;
+    uint64_t p99 = 0;
+    for (int t = 0; t <= retries && !ok; t++) {
+      /* only a near miss is run again: a dropped subscriber or a loss is
+       * not noise, nor a p99 of twice the limit */
+      if (t > 0 && (ndead > 0 || received != last_expect || p99 >= 2 * (uint64_t)limit_ms))
+        break;
+      if (t > 0)
+        pump_for(1000);
+      ok = sweep_step(rate, d, pub, npub, limit_ms, srv_pids, redis_pids);
+      p99 = pct(0.99);
+    }
+    if (!ok)
+      break;
+    best_rate = rate;
+    best = d;
+    s = strchr(s, ',');
+    if (s)
+      s++;
+    pump_for(300);
+  }
+  printf("sweep server=%s transport=%s subscribers=%d best_rate=%g best_deliveries=%lld steps=%d "
+         "seconds=%.1f\n",
+         server_names[server], target.ws ? "ws" : "sse", nsubs, best_rate, best, n,
+         (double)(wall_ms() - t0) / 1000);
+}
+
 int main(int argc, char **argv)
 {
-  int opt;
-  while ((opt = getopt(argc, argv, "h:p:t:n:c:k:d:iq:b:")) != -1) {
+  int opt, limit_ms = 100, retries = 0;
+  const char *steps = NULL, *srv_pids = NULL, *redis_pids = NULL;
+  while ((opt = getopt(argc, argv, "h:p:t:n:c:k:d:iq:b:s:S:L:T:C:R:")) != -1) {
     switch (opt) {
     case 'h': host = optarg; break;
     case 'p': port = atoi(optarg); break;
@@ -146,11 +375,33 @@ int main(int argc, char **argv)
     case 'i': idle = 1; break;
     case 'q': target.prefix = optarg; break;
     case 'b': source = optarg; break;
+    case 's':
+      server = strcmp(optarg, "nchan") == 0 ? SRV_NCHAN : strcmp(optarg, "bare") == 0 ? SRV_BARE : SRV_SORTIE;
+      break;
+    case 'S': steps = optarg; break;
+    case 'L': limit_ms = atoi(optarg); break;
+    case 'T': retries = atoi(optarg); break;
+    case 'C': srv_pids = optarg; break;
+    case 'R': redis_pids = optarg; break;
     default:
-      fprintf(stderr, "usage: fanout -h HOST -p PORT -t sse|ws -n N -c CHANNEL -k TOKEN [-d S] "
-                      "[-i] [-q PREFIX] [-b SOURCE]\n");
+      fprintf(stderr, "usage: fanout -h HOST -p PORT -t sse|ws -n N -c CHANNEL -k TOKEN "
+                      "[-s sortie|nchan|bare] [-d S] [-i] [-q PREFIX] [-b SOURCE] "
+                      "[-S STEPS [-L MS] [-T RETRIES] [-C PIDS] [-R PIDS] -- PUBLISHER ARGS...]\n");
       return 2;
     }
+  }
+  if (steps && optind >= argc) {
+    fprintf(stderr, "fanout: -S needs the publisher's command after --\n");
+    return 2;
+  }
+  if (nsubs < 1) {
+    fprintf(stderr, "fanout: -n must be at least 1\n");
+    return 2;
+  }
+  char url[512];
+  if (server != SRV_SORTIE) {
+    snprintf(url, sizeof url, "/sub?c=%s", target.channel);
+    target.url = url;
   }
   struct rlimit rl;
   getrlimit(RLIMIT_NOFILE, &rl);
@@ -158,7 +409,7 @@ int main(int argc, char **argv)
   setrlimit(RLIMIT_NOFILE, &rl);
   hist = calloc(HMAX, sizeof *hist);
   conns = calloc((size_t)nsubs, sizeof *conns);
-  epfd = epoll_create1(0);
+  epfd = epoll_create1(EPOLL_CLOEXEC);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   struct sockaddr_in from = {.sin_family = AF_INET};
   if (inet_pton(AF_INET, host, &a.sin_addr) != 1 ||
@@ -175,6 +426,8 @@ int main(int argc, char **argv)
       fprintf(stderr, "fanout: connect %d: %s\n", i, strerror(errno));
       return 1;
     }
+    /* the publisher of a sweep must not inherit 10,000 sockets */
+    fcntl(conns[i].fd, F_SETFD, FD_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = &conns[i]};
     epoll_ctl(epfd, EPOLL_CTL_ADD, conns[i].fd, &ev);
     if (i % 200 == 199)
@@ -183,10 +436,10 @@ int main(int argc, char **argv)
   while (nsubscribed + ndead < nsubs && wall_ms() - t0 < 120000)
     pump(100);
   uint64_t t_sub = wall_ms() - t0;
+  printf("ready subscribed=%d dead=%d connect_ms=%llu\n", nsubscribed, ndead,
+         (unsigned long long)t_sub);
+  fflush(stdout);
   if (idle) {
-    printf("ready subscribed=%d dead=%d connect_ms=%llu\n", nsubscribed, ndead,
-           (unsigned long long)t_sub);
-    fflush(stdout);
     struct pollfd pf = {0, POLLIN, 0};
     for (;;) {
       pump(50);
@@ -198,18 +451,22 @@ int main(int argc, char **argv)
     }
     return 0;
   }
-  printf("ready subscribed=%d dead=%d connect_ms=%llu\n", nsubscribed, ndead,
-         (unsigned long long)t_sub);
-  fflush(stdout);
-  received = 0;
-  memset(hist, 0, HMAX * sizeof *hist);
+  if (steps) {
+    if (nsubscribed < nsubs) {
+      printf("sweep server=%s transport=%s subscribers=%d best_rate=0 best_deliveries=0 steps=0 "
+             "seconds=0 failed=subscribe (%d of %d)\n",
+             server_names[server], target.ws ? "ws" : "sse", nsubs, nsubscribed, nsubs);
+      return 1;
+    }
+    sweep(steps, argv + optind, argc - optind, limit_ms, retries, srv_pids, redis_pids);
+    return 0;
+  }
+  stats_reset();
   uint64_t start = wall_ms();
   while (wall_ms() - start < (uint64_t)duration * 1000)
     pump(50);
   /* a short grace period for events published at the very end */
-  uint64_t g = wall_ms();
-  while (wall_ms() - g < 1000)
-    pump(50);
+  pump_for(1000);
   printf("transport=%s subscribers=%d subscribed=%d dead=%d received=%lld rate=%.0f/s "
          "p50_ms=%llu p90_ms=%llu p99_ms=%llu max_ms=%llu\n",
          target.ws ? "ws" : "sse", nsubs, nsubscribed, ndead, received,

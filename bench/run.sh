@@ -3,7 +3,12 @@
 # one run. Every load is bounded in count and time and stops by itself; the
 # servers run on 127.0.0.1 in a temp folder and are stopped at the end.
 #
-#   BUILD=build sh bench/run.sh [pushd|many|fire|rest|wait|all]
+#   BUILD=build sh bench/run.sh [pushd|nchan|many|fire|rest|wait|all]
+#
+# nchan: sortie-pushd side by side with nchan and the bare limit server, a
+# sweep of publish rates per cell, cores shared and pinned (bench/side.sh,
+# which lists its own BENCH_SWEEP_* and BENCH_SIDE_* knobs; about 15 minutes
+# with its defaults, the longest part of `all`).
 #
 # Environment (defaults): BENCH_PORT=19480 (Apache; pushd +1, Redis +2),
 # BENCH_SECONDS=10 (per measurement), BENCH_IDLE=5000 (idle connections),
@@ -129,6 +134,10 @@ if [ "$what" = all ] || [ "$what" = pushd ]; then
   fanout ws 5000 10
   fanout sse 10000 10
   fanout ws 10000 10
+fi
+
+if [ "$what" = all ] || [ "$what" = nchan ]; then
+  sh "$here/bench/side.sh" "$RUN" "$token" | tee -a "$report"
 fi
 
 # Many idle subscribers at once (DESIGN.md: 50,000 on this 2-core machine).

@@ -1,6 +1,7 @@
 /* bench/streamclient.h: the subscriber side that the benchmark clients
  * (fanout.c, firelat.c) share: one non-blocking connection to the push
- * daemon (straight or through Apache's /push/), its request, its reading, and
+ * daemon (straight or through Apache's /push/) or to a peer server with one
+ * plain URL per channel (nchan, bench/bare.c), its request, its reading, and
  * cutting what it receives into SSE messages or WebSocket frames, each given
  * to the caller. Header-only: each benchmark program is a single file. */
 #ifndef BENCH_STREAMCLIENT_H
@@ -37,6 +38,10 @@ struct sc_target {
   const char *host;    /* the Host header's value */
   const char *channel; /* one channel */
   const char *token;
+  /* NULL for sortie-pushd; else the peer's URL path of the channel (nchan's
+   * "/sub?c=CHANNEL"): asked for with GET, as SSE or as a WebSocket, with no
+   * token and no subscribe message (the URL is the subscription) */
+  const char *url;
 };
 
 /* Writes all n bytes, waiting while the socket is full. */
@@ -169,7 +174,15 @@ static void sc_send_head(struct sc_conn *c, const struct sc_target *t)
 {
   char req[4096];
   int n;
-  if (t->ws)
+  if (t->url && t->ws)
+    n = snprintf(req, sizeof req,
+                 "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                 t->url, t->host);
+  else if (t->url)
+    n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n",
+                 t->url, t->host);
+  else if (t->ws)
     n = snprintf(req, sizeof req,
                  "GET %s/ws HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -211,9 +224,9 @@ static int sc_read(struct sc_conn *c, size_t chunk, long long *bytes_in)
   }
 }
 
-/* Parses what c->buf holds: the head (and then, on a WebSocket, the
- * subscription), then every whole message, each given to fn; keeps the
- * rest. Returns -1 when the head refused the stream. */
+/* Parses what c->buf holds: the head (and then, on a WebSocket to
+ * sortie-pushd, the subscribe message), then every whole message, each given
+ * to fn; keeps the rest. Returns -1 when the head refused the stream. */
 static int sc_parse(struct sc_conn *c, const struct sc_target *t, const char *who,
                     sc_message_fn *fn, void *ctx)
 {
@@ -230,7 +243,7 @@ static int sc_parse(struct sc_conn *c, const struct sc_target *t, const char *wh
     }
     pos = (size_t)h;
     c->state = SC_STREAMING;
-    if (t->ws) {
+    if (t->ws && !t->url) {
       char sub[512];
       snprintf(sub, sizeof sub, "{\"action\":\"subscribe\",\"channels\":[\"%s\"]}", t->channel);
       sc_ws_send_text(c->fd, sub);

@@ -6,7 +6,8 @@
 #   tools/deps.sh            build + run + test packages
 #   tools/deps.sh --browser  also Chromium and playwright-core (browser tests)
 #   tools/deps.sh --bench    also what the benchmarks need (wrk; Flask, redis-py
-#                            and gunicorn for the peer of bench/peer/)
+#                            and gunicorn for the peer of bench/peer/; nginx-light
+#                            and its nchan module, run privately by bench/nchan.sh)
 set -eu
 
 PKGS="make gcc clang pkg-config libc6-dev
@@ -25,7 +26,7 @@ for a in "$@"; do
   esac
 done
 [ $want_browser = 1 ] && PKGS="$PKGS chromium nodejs npm"
-[ $want_bench = 1 ] && PKGS="$PKGS wrk procps python3-flask python3-redis python3-jwt gunicorn"
+[ $want_bench = 1 ] && PKGS="$PKGS wrk procps python3-flask python3-redis python3-jwt gunicorn nginx-light libnginx-mod-nchan"
 
 missing=""
 for p in $PKGS; do
