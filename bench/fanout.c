@@ -8,8 +8,8 @@
  * Opens n connections, waits until all are subscribed, then counts every
  * event received for -d seconds and the latency of each: receipt time minus
  * the publish time that bench/publish puts at the start of the event's data
- * ("p":"<ms>-xxx", the publisher's wall clock, same machine), read the same
- * way whatever the server. Output: one line of key=value pairs.
+ * ("p":"<ms>-xxx", the time the event was due by the publisher's schedule,
+ * wall clock, same machine), read the same way whatever the server. Output: one line of key=value pairs.
  *
  * Servers (-s): sortie (default) is GET /events?channels=C, or GET /ws and a
  * subscribe message, with the token in an Authorization header; a stream is
@@ -27,7 +27,7 @@
  * added (RATE = the step's deliveries / n events a second), and stops at the
  * first step that fails: an event lost or repeated, a subscriber dropped, p99
  * at or over -L ms, or a publisher that could not keep its schedule. With
- * -T N a step that failed on p99 alone, under twice the limit, is run again,
+ * -T N a step that failed on p99 alone, under 1.5 times the limit, is run again,
  * up to N more times, before it counts as failed (this machine is shared:
  * one other process's burst can put a single step's p99 over the limit). One "step" line per run of a step (with the CPU that the processes of -C (the server),
  * -R (Redis), this client and the publisher used, in % of one core), then
@@ -209,6 +209,44 @@ static long long cpu_ticks(const char *pids)
   return sum;
 }
 
+/* The machine's loopback packets dropped so far (the second column of
+ * /proc/net/softnet_stat, every CPU: a CPU's input backlog was full) and TCP
+ * segments retransmitted (/proc/net/snmp): a dropped segment is resent after
+ * 200 ms or more, which shows as a p99 step. Machine-wide: another process's
+ * traffic counts too. */
+static void net_counters(long long *drops, long long *retrans)
+{
+  char line[1024];
+  *drops = *retrans = 0;
+  FILE *f = fopen("/proc/net/softnet_stat", "r");
+  if (f) {
+    while (fgets(line, sizeof line, f)) {
+      unsigned int processed, dropped;
+      if (sscanf(line, "%x %x", &processed, &dropped) == 2)
+        *drops += dropped;
+    }
+    fclose(f);
+  }
+  f = fopen("/proc/net/snmp", "r");
+  if (f) {
+    int col = -1;
+    while (fgets(line, sizeof line, f)) {
+      if (strncmp(line, "Tcp: ", 5) != 0)
+        continue;
+      char *save = NULL, *tok = strtok_r(line + 5, " \n", &save);
+      for (int i = 0; tok; i++, tok = strtok_r(NULL, " \n", &save)) {
+        if (col < 0 && strcmp(tok, "RetransSegs") == 0) {
+          col = i;
+          break;
+        }
+        if (col >= 0 && i == col)
+          *retrans = strtoll(tok, NULL, 10);
+      }
+    }
+    fclose(f);
+  }
+}
+
 static double tv_s(struct timeval tv)
 {
   return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
@@ -243,7 +281,8 @@ static int sweep_step(double rate, long long deliveries, char **pub, int npub, i
   }
   int dead0 = ndead, live0 = nsubscribed - ndead;
   stats_reset();
-  long long srv0 = cpu_ticks(srv_pids), red0 = cpu_ticks(redis_pids);
+  long long srv0 = cpu_ticks(srv_pids), red0 = cpu_ticks(redis_pids), drop0, retr0, drop1, retr1;
+  net_counters(&drop0, &retr0);
   double self0 = self_cpu_s();
   uint64_t t0 = wall_ms();
   pid_t pid = fork();
@@ -289,6 +328,7 @@ static int sweep_step(double rate, long long deliveries, char **pub, int npub, i
     pump(10);
   pump(20); /* anything repeated */
   double wall = (double)(wall_ms() - t0) / 1000;
+  net_counters(&drop1, &retr1);
   double tck = (double)sysconf(_SC_CLK_TCK);
   double srv = (double)(cpu_ticks(srv_pids) - srv0) / tck / wall * 100;
   double red = (double)(cpu_ticks(redis_pids) - red0) / tck / wall * 100;
@@ -311,11 +351,11 @@ static int sweep_step(double rate, long long deliveries, char **pub, int npub, i
   printf("step server=%s transport=%s subscribers=%d rate=%g deliveries_target=%lld published=%ld "
          "expected=%lld received=%lld dead=%d p50_ms=%llu p99_ms=%llu max_ms=%llu "
          "bytes_per_delivery=%.0f server_cpu=%.0f%% redis_cpu=%.0f%% client_cpu=%.0f%% "
-         "publisher_cpu=%.0f%% pass=%d%s%s\n",
+         "publisher_cpu=%.0f%% net_drops=%lld tcp_retrans=%lld pass=%d%s%s\n",
          server_names[server], target.ws ? "ws" : "sse", nsubs, rate, deliveries, published, expect,
          received, ndead - dead0, (unsigned long long)pct(0.50), (unsigned long long)p99,
          (unsigned long long)pct(0.99999), received ? (double)bytes_in / (double)received : 0.0, srv,
-         red, cli, pcpu, why[0] == 0, why[0] ? " failed=" : "", why);
+         red, cli, pcpu, drop1 - drop0, retr1 - retr0, why[0] == 0, why[0] ? " failed=" : "", why);
   fflush(stdout);
   return why[0] == 0;
 }
@@ -337,10 +377,10 @@ static void sweep(const char *steps, char **pub, int npub, int limit_ms, int ret
     for (int t = 0; t <= retries && !ok; t++) {
       /* only a near miss is run again: a dropped subscriber or a loss is
        * not noise, nor a p99 of twice the limit */
-      if (t > 0 && (ndead > 0 || received != last_expect || p99 >= 2 * (uint64_t)limit_ms))
+      if (t > 0 && (ndead > 0 || received != last_expect || p99 >= (uint64_t)limit_ms * 3 / 2))
         break;
       if (t > 0)
-        pump_for(1000);
+        pump_for(500);
       ok = sweep_step(rate, d, pub, npub, limit_ms, srv_pids, redis_pids);
       p99 = pct(0.99);
     }
