@@ -130,9 +130,8 @@ start_api() {
 
 start_pushd() {
   [ -x "$BUILD/bin/sortie-pushd" ] || return 0
-  # SORTIE_PUSH_WORKERS overrides push.workers (the benchmarks set it per step)
   setsid "$BUILD/bin/sortie-pushd" -c "$RUN/sortie.conf" -p "$RUN/pushd.pid" \
-    ${SORTIE_PUSH_WORKERS:+-w "$SORTIE_PUSH_WORKERS"} </dev/null >>"$RUN/log/pushd.log" 2>&1 &
+    </dev/null >>"$RUN/log/pushd.log" 2>&1 &
   wait_for "curl -fsS http://127.0.0.1:$PUSH_PORT/health" 100 ||
     die "sortie-pushd did not start (see $RUN/log/pushd.log)"
 }
