@@ -112,8 +112,6 @@ void sortie_api_mission(struct sortie_app *app, struct sortie_req *req, struct s
 }
 
 #define EVENTS_MAX_CHANNELS 64
-#define EVENTS_READ_ENTRIES 2000
-#define EVENTS_PAGE_MIN 16
 
 void sortie_api_events(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)
 {
@@ -190,10 +188,7 @@ void sortie_api_events(struct sortie_app *app, struct sortie_req *req, struct so
   /* the script looks at up to limit + 1 entries of each channel: many
    * channels get a smaller page (about 2,000 entries a read, as
    * sortie-pushd's), and the client follows the cursor for the rest */
-  long nch = argc - 5, most = EVENTS_READ_ENTRIES / nch;
-  if (most < EVENTS_PAGE_MIN)
-    most = EVENTS_PAGE_MIN;
-  snprintf(limbuf, sizeof limbuf, "%ld", limit < most ? limit : most);
+  snprintf(limbuf, sizeof limbuf, "%u", sortie_history_page((uint32_t)(argc - 5), (uint32_t)limit));
   sortie_reply *rep = sortie_redis_script(app->redis, SORTIE_LUA_EVENTS, SORTIE_REDIS_IDEMPOTENT,
                                           argc, argv, NULL);
   if (rep == NULL) {

@@ -42,6 +42,19 @@ enum sortie_chan_kind sortie_channel_parse(const char *s, size_t len, const char
 /** Redis stream ids "<ms>-<seq>" (both up to 20 digits, fitting uint64); "0" is
  * accepted as "0-0". 0 on success with the parts in ms/seq, -1 otherwise. */
 int sortie_event_id_parse(const char *s, size_t len, uint64_t *ms, uint64_t *seq);
+
+/* The page of one history read (lib/lua/events.lua) over `nchannels`
+ * channels: the script looks at up to page + 1 entries of each channel, so
+ * the page shrinks as channels grow and any read costs Redis about 2,000
+ * entries (64 channels: 31), never fewer than 16 events and never more
+ * than `most`. One rule for GET /api/events and sortie-pushd's resume. */
+static inline uint32_t sortie_history_page(uint32_t nchannels, uint32_t most)
+{
+  uint32_t p = nchannels ? 2000 / nchannels : most;
+  if (p < 16)
+    p = 16;
+  return p < most ? p : most;
+}
 /** Compares two valid stream ids; <0, 0, >0. Invalid ids compare as 0-0. */
 int sortie_event_id_cmp(const char *a, const char *b);
 

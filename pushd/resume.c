@@ -9,19 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PAGE 500 /* events per history read, at most */
-/* A read looks at up to page + 1 entries of each of its channels (to merge
- * them in id order), so a page shrinks as channels grow: any read costs
- * Redis about this many entries, whoever asks and with however many
- * channels (64 channels: pages of 31). */
-#define READ_ENTRIES 2000
-#define PAGE_MIN 16
-
-static uint32_t page_for(uint32_t nchannels)
-{
-  uint32_t p = nchannels ? READ_ENTRIES / nchannels : PAGE;
-  return p > PAGE ? PAGE : p < PAGE_MIN ? PAGE_MIN : p;
-}
+#define PAGE 500 /* events per history read, at most (sortie_history_page) */
 
 enum jstate {
   J_NEW,        /* not yet sent */
@@ -478,7 +466,7 @@ static void job_send(struct pd_job *j)
     return;
   }
   j->gen = link_gen;
-  j->page = j->from_now ? 1 : page_for(j->nsubs);
+  j->page = j->from_now ? 1 : sortie_history_page(j->nsubs, PAGE);
   int rc = pd_bus_history(j->from, names, j->nsubs, j->page, on_history, j);
   free(names);
   if (rc < 0) {
