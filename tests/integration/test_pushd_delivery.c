@@ -144,10 +144,10 @@ Test(delivery, a_fire_reaches_every_transport_with_the_same_id_and_bytes)
     pc_resp_free(&pr);
   }
   cr_assert_eq(got, n);
-  /* and nothing twice afterwards */
-  sse_read_for(sse, 300);
-  cr_assert_eq(sse->nevents, 3);
-  ws_expect_quiet(ws, 100);
+  /* and nothing twice afterwards: a marker is the next event on both */
+  char *mch = strf("mission:%s", sid);
+  sse_ws_expect_only(sse, 3, ws, mch);
+  free(mch);
   pc_strv_free(rest, n);
   sse_close(sse);
   ws_close(ws);
@@ -245,8 +245,7 @@ Test(delivery, sse_merges_channels_in_id_order)
     cr_assert_str_eq(jget_str(o, "channel"), i % 2 ? a : b);
     json_object_put(o);
   }
-  sse_read_for(sse, 300);
-  cr_assert_eq(sse->nevents, 10);
+  free(sse_expect_only(sse, a, 10));
   free_ids(ids, 10);
   sse_close(sse);
   free(tok);
@@ -277,24 +276,29 @@ Test(delivery, sse_resumes_with_last_event_id_and_cursor)
   char *live = publish_ok(ch, "market_update", "{\"live\":1}");
   cr_assert_eq(sse_read_events(sse, 51, T_LONG), 51);
   cr_assert_str_eq(sse_event(sse, 50)->id, live);
-  sse_read_for(sse, 400);
-  cr_assert_eq(sse->nevents, 51, "an event came twice or from elsewhere");
+  char *mark = sse_expect_only(sse, ch, 51);
   sse_close(sse);
 
   /* ?cursor= from the middle: the rest, then live */
   sse = sse_ok(ch, tok, ids[39], NULL);
   sse_expect_ids(sse, ids + 40, 10, 0);
-  cr_assert_eq(sse_read_events(sse, 11, T_LONG), 11);
+  cr_assert_geq(sse_read_events(sse, 11, T_LONG), 11);
   cr_assert_str_eq(sse_event(sse, 10)->id, live);
-  sse_read_for(sse, 300);
-  cr_assert_eq(sse->nevents, 11);
+  /* the marker of the first stream, then this one's: nothing else between */
+  cr_assert_eq(sse_read_events(sse, 12, T_LONG), 12);
+  cr_assert_str_eq(sse_event(sse, 11)->id, mark);
+  char *mark2 = sse_expect_only(sse, ch, 12);
   sse_close(sse);
   /* Last-Event-ID wins over ?cursor= (the browser's own position) */
   sse = sse_ok(ch, tok, ids[0], ids[48]);
-  cr_assert_eq(sse_read_events(sse, 2, T_LONG), 2);
+  cr_assert_geq(sse_read_events(sse, 4, T_LONG), 4);
   cr_assert_str_eq(sse_event(sse, 0)->id, ids[49]);
   cr_assert_str_eq(sse_event(sse, 1)->id, live);
+  cr_assert_str_eq(sse_event(sse, 2)->id, mark);
+  cr_assert_str_eq(sse_event(sse, 3)->id, mark2);
   sse_close(sse);
+  free(mark);
+  free(mark2);
   free_ids(first, 3);
   free_ids(ids, 50);
   free(live);
@@ -348,7 +352,7 @@ Test(delivery, ws_resumes_fires_with_since)
   cr_assert_not_null(o, "live fire after resume missing");
   cr_assert_eq(jget_int(o, "data.count"), 52);
   json_object_put(o);
-  ws_expect_quiet(ws, 300);
+  char *mark = ws_expect_only(ws, ch);
   ws_close(ws);
 
   /* since as one id for every channel */
@@ -365,7 +369,11 @@ Test(delivery, ws_resumes_fires_with_since)
   o = ws_next_json(ws, T_LONG);
   cr_assert_eq(jget_int(o, "data.count"), 52);
   json_object_put(o);
-  ws_expect_quiet(ws, 300);
+  o = ws_next_json(ws, T_LONG);
+  cr_assert_str_eq(jget_str(o, "id"), mark, "the first marker should follow");
+  json_object_put(o);
+  free(mark);
+  free(ws_expect_only(ws, ch));
   ws_close(ws);
   free(last_rest);
   pc_strv_free(rest, n);
@@ -447,13 +455,16 @@ Test(delivery, trimmed_history_gives_reset_but_an_untrimmed_cursor_resumes)
   struct sse_client *sse = sse_ok(ch, tok, NULL, ids[0]);
   cr_assert_geq(sse_read_events(sse, 1, T_SHORT), 1);
   cr_assert_str_eq(sse_event(sse, 0)->event, "reset", "events 2 and 3 are gone: reset expected");
-  sse_read_for(sse, 300);
-  cr_assert_eq(sse->nevents, 1, "after a reset no old events (got %zu)", sse->nevents);
+  /* after a reset no old events: the next is a marker published now */
+  char *mark = sse_expect_only(sse, ch, 1);
   sse_close(sse);
   sse = sse_ok(ch, tok, NULL, ids[2]);
   sse_expect_ids(sse, ids + 3, 2, 0);
-  sse_read_for(sse, 300);
-  cr_assert_eq(sse->nevents, 2);
+  /* then the first marker (it is history now), and nothing else */
+  cr_assert_eq(sse_read_events(sse, 3, T_LONG), 3);
+  cr_assert_str_eq(sse_event(sse, 2)->id, mark);
+  free(sse_expect_only(sse, ch, 3));
+  free(mark);
   sse_close(sse);
   free_ids(ids, 5);
   free(tok);
@@ -540,11 +551,11 @@ Test(delivery, long_poll_returns_missed_events_and_a_new_cursor)
   char *tok = token_for(uniq("u"), "user");
   char *ids[3];
   publish_n(ch, 3, ids);
-  char *path = strf("/poll?channels=%s&cursor=%s&timeout=10", ch, c0);
+  char *path = strf("/poll?channels=%s&cursor=%s&timeout=25", ch, c0);
   struct pc_resp pr;
-  long long t0 = pc_now();
-  cr_assert_eq(pd_get(path, tok, NULL, &pr, T_LONG), 0);
-  cr_assert_lt(pc_now() - t0, 2000, "missed events must be answered at once");
+  /* answered at once, not at its timeout of 25 s: the read gives up at
+   * T_SHORT (10 s), a bound only a poll that waited reaches */
+  cr_assert_eq(pd_get(path, tok, NULL, &pr, T_SHORT), 0, "missed events were not answered at once");
   cr_assert_eq(pr.status, 200, "%s", pr.body);
   char **items;
   long n = pc_json_raw_items(pr.body, "events", &items);
@@ -564,25 +575,39 @@ Test(delivery, long_poll_returns_missed_events_and_a_new_cursor)
   /* nothing new: waits the whole timeout, answers none and the same cursor */
   free(path);
   path = strf("/poll?channels=%s&cursor=%s&timeout=1", ch, cur);
-  t0 = pc_now();
+  char lk[128];
+  snprintf(lk, sizeof lk, "%slastid", kp());
+  const char *gv[] = {"GET", lk};
+  char *last0 = rstr(2, gv);
+  long long t0 = pc_now();
   cr_assert_eq(pd_get(path, tok, NULL, &pr, T_LONG), 0);
   long long took = pc_now() - t0;
+  char *last1 = rstr(2, gv);
   cr_assert_eq(pr.status, 200);
-  cr_assert(took >= 900 && took < 3000, "timeout=1 answered after %lld ms", took);
+  /* the timeout is the contract: no answer before it (less the 100 ms
+   * docs/PUSHD.md allows); later only by the machine's load, so the upper
+   * bound only tells it from a poll that never ends */
+  cr_assert(took >= 900 && took < T_LONG, "timeout=1 answered after %lld ms", took);
   n = pc_json_raw_items(pr.body, "events", &items);
   cr_assert_eq(n, 0, "%s", pr.body);
   o = json_tokener_parse(pr.body);
   const char *cur2 = jget_str(o, "cursor");
   cr_assert_not_null(cur2);
-  char lk[128];
-  snprintf(lk, sizeof lk, "%slastid", kp());
-  const char *gv[] = {"GET", lk};
-  char *lastid = rstr(2, gv);
-  /* the same cursor, unless other tests moved the global position meanwhile */
-  if (strcmp(cur2, cur) != 0)
-    cr_assert(lastid && strcmp(lastid, cur) != 0 && idcmp(cur2, cur) > 0,
-              "cursor changed from %s to %s with nothing published", cur, cur2);
-  free(lastid);
+  /* The cursor answered is where the daemon read history up to: the global
+   * position (lastid) at that moment, never before our own cursor. Exactly:
+   * between lastid before the poll and lastid after it (the same value when
+   * nobody published meanwhile, so then cur2 is exactly it), and no event of
+   * this channel between cur and cur2. */
+  cr_assert(last0 && last1, "no lastid");
+  cr_assert_geq(idcmp(cur2, cur), 0, "cursor went back from %s to %s", cur, cur2);
+  cr_assert(idcmp(cur2, last0) >= 0 && idcmp(cur2, last1) <= 0,
+            "cursor %s is not the position of the poll's read (lastid %s then %s)", cur2, last0,
+            last1);
+  char **skipped;
+  cr_assert_eq(rest_events(tok, ch, cur, &skipped, NULL), 0, "events on %s after %s", ch, cur);
+  pc_strv_free(skipped, 0);
+  free(last0);
+  free(last1);
   json_object_put(o);
   pc_strv_free(items, n);
   pc_resp_free(&pr);
@@ -634,12 +659,14 @@ Test(delivery, long_poll_answers_early_when_an_event_comes)
   char *auth = strf("Authorization: Bearer %s\r\n", tok);
   int fd = pc_get_send(world_push_base(), path, auth, T_SHORT);
   cr_assert_geq(fd, 0);
+  /* most often the poll is waiting by now (if not, its history read finds
+   * the event: the same answer); no clock decides the outcome */
   pc_sleep_ms(500);
   char *id = publish_ok(ch, "market_update", "{\"x\":1}");
-  long long t0 = pc_now();
   struct pc_resp pr;
+  /* answered early: by the event, not by its timeout of 20 s, which would
+   * answer with none */
   cr_assert_eq(pc_get_finish(fd, &pr, T_LONG), 0, "no answer");
-  cr_assert_lt(pc_now() - t0, 2000, "the poll did not answer early");
   cr_assert_eq(pr.status, 200);
   char **items;
   long n = pc_json_raw_items(pr.body, "events", &items);
@@ -668,7 +695,7 @@ static void stop_second(void)
   if (second_pid <= 0)
     return;
   kill(second_pid, SIGTERM);
-  for (int i = 0; i < 50; i++) {
+  for (int i = 0; i < 200; i++) {
     if (waitpid(second_pid, NULL, WNOHANG) == second_pid) {
       second_pid = 0;
       return;
@@ -713,7 +740,7 @@ Test(delivery, two_daemons_on_one_redis_both_deliver, .fini = stop_second)
   cr_assert_gt(second_pid, 0, "fork failed");
   int st = 0;
   json_object *h = NULL;
-  for (int i = 0; i < 50 && st != 200; i++) {
+  for (int i = 0; i < 200 && st != 200; i++) {
     pc_sleep_ms(100);
     if (h)
       json_object_put(h);
@@ -741,8 +768,11 @@ Test(delivery, two_daemons_on_one_redis_both_deliver, .fini = stop_second)
   sse_expect_ids(a, ids, 5, 0);
   sse_expect_ids(b, ids, 5, 0);
   ws_expect_ids(w, ids, 5);
-  sse_read_for(b, 300);
-  cr_assert_eq(b->nevents, 5);
+  /* nothing twice from the second daemon (nor the first) */
+  char *mark = sse_expect_only(b, ch, 5);
+  cr_assert_eq(sse_read_events(a, 6, T_LONG), 6);
+  cr_assert_str_eq(sse_event(a, 5)->id, mark);
+  free(mark);
   sse_close(a);
   sse_close(b);
   ws_close(w);
@@ -867,9 +897,18 @@ Test(delivery, an_event_published_after_the_subscribed_answer_is_delivered)
     const char *ack = ws_next_text(ws, T_SHORT);
     char *id = ack ? publish_direct(ch, "{\"race\":1}") : NULL;
     cr_assert(ack && strstr(ack, "\"subscribed\""), "no subscribed answer: %s", ack);
-    const char *t = ws_next_text(ws, 700);
+    /* a marker after it, on the same channel: a lost event shows as the
+     * marker coming first, not as a quiet window running out */
+    char *mark = id ? publish_direct(ch, "{\"marker\":1}") : NULL;
     cr_assert_not_null(id, "publishing into Redis failed");
-    if (t == NULL) {
+    cr_assert_not_null(mark, "publishing the marker into Redis failed");
+    const char *t = ws_next_text(ws, T_LONG);
+    cr_assert_not_null(t, "neither the event nor the marker came on %s", ch);
+    char *tid = env_id(t);
+    int was_marker = strcmp(tid, mark) == 0;
+    free(tid);
+    free(mark);
+    if (was_marker) {
       if (!lost++)
         snprintf(first_lost, sizeof first_lost, "%.40s on %.100s", id, ch);
     } else {
@@ -938,12 +977,12 @@ Test(delivery, a_channel_left_while_subscribing_still_delivers_to_the_next_clien
     struct sse_client *s[4];
     for (int j = 0; j < 4; j++) {
       s[j] = sse_ok(ch, tok, c0, NULL);
-      cr_assert_not_null(sse_wait_idonly(s[j], 1500),
+      cr_assert_not_null(sse_wait_idonly(s[j], T_LONG),
                          "round %d: a stream on %s never went live (no caught-up message)", k, ch);
     }
     char *id = publish_ok(ch, "market_update", "{}");
     for (int j = 0; j < 4; j++) {
-      cr_assert_eq(sse_read_events(s[j], 1, 1500), 1,
+      cr_assert_eq(sse_read_events(s[j], 1, T_LONG), 1,
                    "round %d: a live stream on %s never got event %s", k, ch, id);
       cr_assert_str_eq(sse_event(s[j], 0)->id, id);
       sse_close(s[j]);

@@ -11,9 +11,12 @@
 #include "pushclient.h"
 
 #define U __attribute__((unused)) static
-/* every wait in these tests is bounded by one of these */
-#define T_SHORT 3000
-#define T_LONG 8000
+/* every wait in these tests is bounded by one of these: upper bounds that only
+ * turn a hang into a failure (a 3-5x slower machine, ASan, must not reach
+ * them); no test waits them out to show that nothing happens (see
+ * sse_expect_only / ws_expect_only) */
+#define T_SHORT 10000
+#define T_LONG 30000
 
 /* a fresh channel of a kind: "market:MKT_<pid>_<n>" etc. (static ring) */
 U const char *chan(const char *kind)
@@ -329,11 +332,52 @@ U void ws_expect_ids(struct ws_client *c, char **ids, int n)
   }
 }
 
-/* nothing more arrives on the WS within ms */
-U void ws_expect_quiet(struct ws_client *c, int ms)
+/* "Nothing more arrives", without a quiet window that a merely late duplicate
+ * would miss: publishes a marker event on `channel` (which the client follows)
+ * and reads up to it. sse_expect_only asserts that the client holds exactly
+ * `n` events before the marker (the marker is then event n); ws_expect_only
+ * that the next text message is the marker. Returns the marker's id
+ * (malloc'd). */
+U char *sse_expect_only(struct sse_client *c, const char *channel, size_t n)
 {
-  const char *t = ws_next_text(c, ms);
-  cr_assert_null(t, "unexpected WS message: %s", t);
+  char *m = publish_ok(channel, "test_marker", "{\"marker\":1}");
+  size_t at = (size_t)-1;
+  for (size_t i = 0; at == (size_t)-1; i++) {
+    if (i >= c->nevents && sse_read_events(c, i + 1, T_LONG) <= i)
+      break;
+    const struct sse_msg *e = sse_event(c, i);
+    if (e->id && strcmp(e->id, m) == 0)
+      at = i;
+  }
+  cr_assert_neq(at, (size_t)-1, "the marker %s never came (%zu events)", m, c->nevents);
+  cr_assert_eq(at, n, "%zu events came before the marker, expected %zu (a duplicate or a stray)",
+               at, n);
+  return m;
+}
+
+U char *ws_expect_only(struct ws_client *c, const char *channel)
+{
+  char *m = publish_ok(channel, "test_marker", "{\"marker\":1}");
+  const char *t = ws_next_text(c, T_LONG);
+  cr_assert_not_null(t, "the marker %s never came", m);
+  json_object *o = json_tokener_parse(t);
+  const char *id = o ? jget_str(o, "id") : NULL;
+  cr_assert(id && strcmp(id, m) == 0, "unexpected WS message before the marker %s: %s", m, t);
+  json_object_put(o);
+  return m;
+}
+
+/* both at once, publishing one marker that each must see next */
+U void sse_ws_expect_only(struct sse_client *s, size_t n, struct ws_client *w, const char *channel)
+{
+  char *m = sse_expect_only(s, channel, n);
+  const char *t = ws_next_text(w, T_LONG);
+  cr_assert_not_null(t, "the marker %s never came on the WS", m);
+  json_object *o = json_tokener_parse(t);
+  const char *id = o ? jget_str(o, "id") : NULL;
+  cr_assert(id && strcmp(id, m) == 0, "unexpected WS message before the marker %s: %s", m, t);
+  json_object_put(o);
+  free(m);
 }
 
 #undef U

@@ -1,4 +1,5 @@
 /* POST /api/trades/{id}/close: exact P/L, stats and equity, errors, and the events (incl. drawdown risk alerts) it publishes. */
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,8 +272,12 @@ Test(trades, stats_after_several_closes_are_exact)
   json_object *st = json_object_object_get(r.json, "stats"), *wr;
   cr_assert(json_object_object_get_ex(st, "win_rate", &wr) &&
             (json_object_is_type(wr, json_type_double) || json_object_is_type(wr, json_type_int)));
-  double w = json_object_get_double(wr);
-  cr_assert(fabs(w - 200.0 / 3.0) < 0.1, "win_rate %g, want 66.7", w);
+  /* docs/API.md: "one decimal": 2 of 3 is 66.7 exactly, as written */
+  cr_assert_eq(json_object_get_double(wr), 66.7, "win_rate %s, want 66.7",
+               json_object_to_json_string(wr));
+  const char *wt = strstr(r.body, "\"win_rate\":");
+  cr_assert(wt && strncmp(wt + 11, "66.7", 4) == 0 && !isdigit((unsigned char)wt[15]),
+            "win_rate is not written with one decimal: %s", r.body);
   assert_money(r.json, "stats.total_pnl", "91.85");
   assert_money(r.json, "stats.last_7d_pnl", "91.85");
   assert_money(r.json, "stats.equity", "10091.85");
