@@ -136,7 +136,11 @@ Test(fire_wait, a_fire_waits_for_its_replica, .fini = replica_stop)
   const char *d = jget_str(r.json, "detail");
   cr_assert(d && strstr(d, "Idempotency-Key"), "detail: %s", d ? d : "-");
   http_free(&r);
-  cr_assert(took >= 900 && took < 4000, "the 503 came after %lld ms (timeout 1000)", took);
+  /* the contract: no 503 before api.fire_wait_timeout_ms (1000 here, less the
+   * 100 ms tolerance docs/API.md states); the upper bound only tells an answer
+   * from the stall's end (30 s), whatever the machine's speed */
+  cr_assert(took >= 900, "the 503 came after %lld ms, before the 1000 ms timeout", took);
+  cr_assert(took < 20000, "the 503 came after %lld ms (timeout 1000)", took);
   /* the publish waits the same way */
   char *svc = token_for("test-feed", "service");
   char body[256];
