@@ -228,7 +228,7 @@ static void apache_start(int use_fcgid)
   }
   cr_assert(pid > 0, "fork: %s", strerror(errno));
   A.pid = pid;
-  for (int i = 0; i < 150; i++) {
+  for (int i = 0; i < 300; i++) { /* up to 30 s */
     if (apache_answers())
       return;
     int st;
@@ -258,7 +258,7 @@ static void apache_stop(void)
   if (p != A.pid)
     p = A.pid; /* in the foreground, the pid file holds our child's pid */
   kill(p, SIGTERM);
-  for (int i = 0; i < 100; i++) {
+  for (int i = 0; i < 300; i++) { /* up to 30 s */
     if (waitpid(A.pid, NULL, WNOHANG) == A.pid) {
       A.pid = 0;
       return;
@@ -463,7 +463,7 @@ Test(fcgid, stopping_apache_leaves_no_program_running)
   cr_assert_eq(count_at(A.base, sid), 0);
   cr_assert(programs_running() > 0, "no mod_fcgid process seen while Apache runs");
   apache_stop();
-  for (int i = 0; i < 50 && programs_running() > 0; i++)
+  for (int i = 0; i < 200 && programs_running() > 0; i++) /* up to 20 s */
     usleep(100000);
   cr_assert_eq(programs_running(), 0, "programs outlived the Apache that started them");
 }

@@ -147,7 +147,8 @@ Test(outcome, stalled_writes_are_outcome_unknown_and_the_retry_tells, .fini = re
   const char *detail = jget_str(r.json, "detail");
   cr_assert(detail && strstr(detail, "outcome is unknown") && strstr(detail, "Idempotency-Key"),
             "detail: %s", detail ? detail : "-");
-  cr_assert(took < 5000, "the 503 took %lld ms", took);
+  /* only tells the timeout's 503 from Redis waking at the stall's end (30 s) */
+  cr_assert(took < 20000, "the 503 took %lld ms", took);
   http_free(&r);
   fire(u_nokey, sid, NULL, &r);
   expect_503(&r, "outcome-unknown", "fire without a key");
