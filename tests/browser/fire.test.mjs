@@ -51,13 +51,13 @@ describe('firing', { timeout: 150_000 }, () => {
     await page.close();
   });
 
-  test('a fire by another user over REST shows in the count within 2 s', async () => {
+  test('each fire by another user over REST shows in the count, one by one', async () => {
     const sig = await world.createSignal();
     const page = await open(sig.id, 'ida');
     await waitText(page, '#fire-count', '0');
     for (let i = 1; i <= 3; i++) {
       await world.fire(world.token(`other-${i}`), sig.id);
-      await waitText(page, '#fire-count', String(i), 2000);
+      await waitText(page, '#fire-count', String(i));
     }
     // not the page's user: its own button is untouched
     assert.equal(await page.getAttribute('#fire', 'data-state'), 'idle');
@@ -69,10 +69,10 @@ describe('firing', { timeout: 150_000 }, () => {
     const sig = await world.createSignal();
     const page = await open(sig.id, 'jon');
     await world.fire(world.token('jon'), sig.id);
-    await page.waitForSelector('#fire[data-state="fired"]', { timeout: 2000 });
+    await page.waitForSelector('#fire[data-state="fired"]');
     assert.equal(await page.isDisabled('#fire'), true);
-    await waitText(page, '#fire-count', '1', 2000);
-    await waitText(page, '#stat-trades-today', '1', 2000);
+    await waitText(page, '#fire-count', '1');
+    await waitText(page, '#stat-trades-today', '1');
     await page.close();
   });
 
@@ -80,13 +80,22 @@ describe('firing', { timeout: 150_000 }, () => {
     const sig = await world.createSignal();
     const page = await open(sig.id, 'kim');
     const posts = [];
-    page.on('request', (r) => { if (r.url().endsWith('/api/fire')) posts.push(r); });
+    let marker = null;
+    page.on('request', (r) => {
+      if (r.url().endsWith('/api/fire')) posts.push(r);
+      if (r.url().endsWith('/api/health?marker')) marker = posts.length;
+    });
     await page.dblclick('#fire');
     await page.waitForSelector('#fire[data-state="fired"]');
-    await page.waitForTimeout(500);
+    // the fire's event has come back over the stream ...
+    await waitText(page, '#fire-count', '1');
+    // ... then a marker request from the page: a second POST the double click
+    // caused would have gone out before it
+    await page.evaluate(() => fetch('/api/health?marker').then(() => null, () => null));
+    assert.notEqual(marker, null, 'the marker request was not seen');
+    assert.equal(marker, 1, `${marker} POST /api/fire before the marker, for a double click`);
     assert.equal(posts.length, 1, `${posts.length} POST /api/fire for a double click`);
     assert.equal(await restCount(sig.id), 1);
-    await waitText(page, '#fire-count', '1');
     await page.close();
   });
 
@@ -124,7 +133,7 @@ describe('firing', { timeout: 150_000 }, () => {
     await page.clock.setFixedTime(new Date());
     await page.goto(world.missionUrl(sig.id, world.token('max')));
     await page.waitForSelector('#fire[data-state="idle"]');
-    await page.waitForTimeout(3000);
+    await world.untilExpired(sig.id);
     assert.equal(await page.getAttribute('#fire', 'data-state'), 'idle', 'the page expired it by itself');
     const answer = page.waitForResponse('**/api/fire');
     await page.click('#fire');

@@ -13,8 +13,10 @@ export const BUILD = resolve(repo, process.env.BUILD || 'build');
 export const CHROMIUM = process.env.SORTIE_CHROMIUM || '/usr/bin/chromium';
 const STACK = join(repo, 'tools/stack.sh');
 
-// Playwright timeouts: no single wait may hang a test
-export const T = 15_000;
+// The upper bound of every wait for an event, a state or a DOM change: it only
+// turns a hang into a failure (the tests never judge speed by it), so it is
+// generous enough for a machine several times slower than usual.
+export const T = 30_000;
 
 /* ---- every world is stopped on every way out ---- */
 
@@ -157,6 +159,11 @@ export async function startWorld(options = {}) {
     must(201, 'POST', '/api/publish', { token: service, body: { channel, type, data } });
   w.closeTrade = (tradeId, body) =>
     w.api('POST', `/api/trades/${encodeURIComponent(tradeId)}/close`, { token: service, body });
+  // waits until the server says the signal is past its expires_at (GET
+  // /api/signals/{id} answers EXPIRED from then on, before the expiry job)
+  w.untilExpired = (sid) => waitUntil(async () =>
+    (await w.api('GET', `/api/signals/${encodeURIComponent(sid)}`)).body?.status === 'EXPIRED',
+  `signal ${sid} to be past its expires_at`);
   // runs the expiry cron job once
   w.expire = () => execFileSync(join(BUILD, 'bin/sortie-expire'), ['-c', w.conf, '-q'], {
     encoding: 'utf8', timeout: 20_000,
@@ -166,6 +173,19 @@ export async function startWorld(options = {}) {
     `${w.base}/mission/${encodeURIComponent(sid)}?` +
     (userToken ? `token=${encodeURIComponent(userToken)}` : '') + (query ? `&${query}` : '');
   return w;
+}
+
+// Polls the async predicate fn (every 100 ms) until it gives something
+// truthy, which it returns; past `timeout` (a bound against a hang only) it
+// fails, saying what it waited for.
+export async function waitUntil(fn, what, timeout = T) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`waited ${timeout} ms for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /* ---- the browser ---- */
