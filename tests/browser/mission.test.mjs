@@ -35,16 +35,22 @@ describe('the mission page', { timeout: 120_000 }, () => {
     await page.context().close();
   });
 
-  test('the countdown ticks down from the signal\'s ttl', async () => {
+  test('the countdown ticks down from the signal\'s ttl, one second a second (on the page\'s clock)', async () => {
     const sig = await world.createSignal({ ttl: 3600 });
     const page = await newPage(browser);
+    // the page's timers and Date run on a clock the test moves
+    await page.clock.install();
     await page.goto(world.missionUrl(sig.id, world.token('ben')));
     await page.waitForFunction(() => /\d+s$/.test(document.getElementById('countdown').textContent));
+    await page.clock.pauseAt(await page.evaluate(() => Date.now() + 100));
+    await page.clock.runFor(1000); // a tick just ran: the countdown shows its time
     const first = seconds(await textOf(page, '#countdown'));
-    assert.ok(first <= 3600 && first >= 3590, `countdown starts at ${first} s, not about 3600 s`);
-    await page.waitForTimeout(2200);
+    // the page loaded within the last minute (the bound is for a slow machine)
+    assert.ok(first <= 3600 && first >= 3540, `countdown starts at ${first} s, not about 3600 s`);
+    // five more ticks, one a second: exactly five seconds less
+    await page.clock.runFor(5000);
     const later = seconds(await textOf(page, '#countdown'));
-    assert.ok(later <= first - 1 && later >= first - 4, `countdown went from ${first} s to ${later} s in 2.2 s`);
+    assert.equal(later, first - 5, `countdown went from ${first} s to ${later} s in 5 s of the page's clock`);
     await page.context().close();
   });
 
@@ -99,11 +105,21 @@ describe('the mission page', { timeout: 120_000 }, () => {
   });
 
   test('the countdown turns the page to EXPIRED at zero', async () => {
-    const sig = await world.createSignal({ ttl: 3 });
+    const sig = await world.createSignal({ ttl: 120 });
     const page = await newPage(browser);
+    // the page's clock, moved by the test: the server still has the signal ACTIVE
+    await page.clock.install();
     await page.goto(world.missionUrl(sig.id, world.token('fay')));
     await page.waitForSelector('#fire[data-state="idle"]');
-    await waitText(page, '#status', 'EXPIRED', 8000);
+    await page.clock.pauseAt(await page.evaluate(() => Date.now() + 100));
+    const left = seconds(await textOf(page, '#countdown'));
+    assert.ok(left > 1, `countdown at ${left} s`);
+    // one second short of zero: still ACTIVE
+    await page.clock.runFor((left - 1) * 1000);
+    assert.equal(await textOf(page, '#status'), 'ACTIVE');
+    // past zero
+    await page.clock.runFor(2000);
+    await waitText(page, '#status', 'EXPIRED');
     assert.equal(await textOf(page, '#countdown'), 'expired');
     assert.equal(await page.getAttribute('#fire', 'data-state'), 'expired');
     assert.equal(await textOf(page, '#fire-label'), 'EXPIRED');
@@ -119,10 +135,10 @@ describe('the mission page', { timeout: 120_000 }, () => {
     await page.clock.setFixedTime(new Date());
     await page.goto(world.missionUrl(sig.id, world.token('gil')));
     await waitLive(page, 'websocket');
-    await page.waitForTimeout(2500);
+    await world.untilExpired(sig.id); // on the server's clock
     assert.equal(await textOf(page, '#status'), 'ACTIVE');
     world.expire();
-    await waitText(page, '#status', 'EXPIRED', 3000);
+    await waitText(page, '#status', 'EXPIRED');
     assert.equal(await page.getAttribute('#fire', 'data-state'), 'expired');
     assert.equal(await page.isDisabled('#fire'), true);
     await page.context().close();
