@@ -54,41 +54,47 @@ describe('push daemon outage', { timeout: 200_000 }, () => {
   test('while LIVE, fires and prices arrive', async () => {
     await fireOther();
     await publishPrice();
-    await waitText(page, '#fire-count', '1', 2000);
-    await waitText(page, '#price', prices.at(-1), 2000);
+    await waitText(page, '#fire-count', '1');
+    await waitText(page, '#price', prices.at(-1));
   });
 
   test('pushd stopped: the badge leaves LIVE', async () => {
     publishing = startFeed();
     world.pushdStop();
     await page.waitForFunction(() => ['reconnecting', 'offline'].includes(
-      document.getElementById('badge').dataset.state), null, { timeout: 5000 });
+      document.getElementById('badge').dataset.state));
   });
 
   test('pushd down: fires and prices still reach the page, by polling', async () => {
-    await page.waitForFunction(() => document.getElementById('badge').dataset.transport === 'polling',
-      null, { timeout: 20_000 });
+    await page.waitForFunction(() => document.getElementById('badge').dataset.transport === 'polling');
     for (let i = 0; i < 3; i++) await fireOther();
-    await waitText(page, '#fire-count', String(fires), 5000);
+    await waitText(page, '#fire-count', String(fires));
     const now = prices.at(-1);
     await page.waitForFunction((p) => Number(document.getElementById('price').textContent) >= Number(p),
-      now, { timeout: 5000 });
+      now);
     assert.notEqual(await page.getAttribute('#badge', 'data-state'), 'live');
   });
 
-  test('pushd started again: the badge is back to LIVE over WebSocket within 40 s', async () => {
+  // the page tries WebSocket again 10 to 20 s after it fell back (live.js,
+  // scheduleUpgrade); the bound only turns a hang into a failure
+  test('pushd started again: the badge is back to LIVE over WebSocket', async () => {
     world.pushdStart();
-    await waitLive(page, 'websocket', 40_000);
+    await waitLive(page, 'websocket', 90_000);
   });
 
   test('no event was missed or doubled across the outage', async () => {
     await fireOther();
-    await page.waitForTimeout(1000);
+    // the feed goes on until two of its prices have come over the WebSocket
+    const overWs = () => page.evaluate(() => window.__events
+      .filter((e) => e.type === 'market_update' && e.via === 'websocket').length);
+    const wsBefore = await overWs();
+    await page.waitForFunction((n) => window.__events
+      .filter((e) => e.type === 'market_update' && e.via === 'websocket').length >= n + 2, wsBefore);
     await publishing();
     publishing = null;
     await publishPrice(); // the last one, over WebSocket
-    await waitText(page, '#fire-count', String(fires), 3000);
-    await waitText(page, '#price', prices.at(-1), 3000);
+    await waitText(page, '#fire-count', String(fires));
+    await waitText(page, '#price', prices.at(-1));
 
     const events = await page.evaluate(() => window.__events);
     for (let i = 1; i < events.length; i++) {

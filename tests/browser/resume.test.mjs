@@ -41,7 +41,7 @@ describe('resume past the history', { timeout: 120_000 }, () => {
     // then its connection drops, and it comes back with its old position
     hold = false;
     await sockets.at(-1).close({ code: 1006 });
-    await page.waitForFunction(() => window.__resets.length > 0, null, { timeout: 10_000 });
+    await page.waitForFunction(() => window.__resets.length > 0);
     await waitLive(page, 'websocket');
     assert.deepEqual(await page.evaluate(() => window.__resets), ['market:IBM']);
     // the mission channel was not trimmed: its two events came, in order, once
@@ -56,7 +56,7 @@ describe('resume past the history', { timeout: 120_000 }, () => {
     // the reset made the page fetch its state again
     assert.ok(missionLoads >= 2, `GET /api/missions ran ${missionLoads} times`);
     await world.publish('market:IBM', 'market_update', { symbol: 'IBM', price: '192.00', change: '+0.50' });
-    await waitText(page, '#price', '192.00', 2000);
+    await waitText(page, '#price', '192.00');
     await page.close();
   });
 });

@@ -61,7 +61,7 @@ describe('loading and error states', { timeout: 150_000 }, () => {
       return route.abort('connectionrefused');
     });
     await page.click('#fire');
-    await page.waitForSelector('#fire[data-state="error"]', { timeout: 10_000 });
+    await page.waitForSelector('#fire[data-state="error"]');
     assert.match(await textOf(page, '#fire-message'), /^Network error/);
     assert.equal(await page.isDisabled('#fire'), false);
     assert.ok(keys.length >= 2, `${keys.length} tries`);
@@ -80,7 +80,7 @@ describe('loading and error states', { timeout: 150_000 }, () => {
     await page.goto(world.missionUrl(sig.id, world.token('dov')));
     await waitText(page, '#stats-message', 'Could not load your state (503). Retrying…');
     assert.equal(await page.getAttribute('#stats', 'aria-busy'), 'true');
-    await waitText(page, '#stat-trades-today', '0', 6000);
+    await waitText(page, '#stat-trades-today', '0');
     assert.equal(await textOf(page, '#stats-message'), '');
     assert.equal(await page.getAttribute('#stats', 'aria-busy'), 'false');
     await waitLive(page, 'websocket');
@@ -90,10 +90,10 @@ describe('loading and error states', { timeout: 150_000 }, () => {
   test('the browser going offline turns the badge to OFFLINE, and back to LIVE online', async () => {
     const { page } = await open('eli');
     await page.context().setOffline(true);
-    await page.waitForSelector('#badge[data-state="offline"]', { timeout: 5000 });
+    await page.waitForSelector('#badge[data-state="offline"]');
     assert.equal(await textOf(page, '#badge-state'), 'OFFLINE');
     await page.context().setOffline(false);
-    await waitLive(page, 'websocket', 10_000);
+    await waitLive(page, 'websocket');
     await page.close();
   });
 });
