@@ -157,7 +157,9 @@ Test(rules, users_read_only_their_own_user_channel_and_not_admin)
   char *got = env_id(t);
   cr_assert_str_eq(got, ida, "A got %s", t);
   free(got);
-  ws_expect_quiet(ws, 300);
+  /* and B's does not come late: a marker on A's channel, published after
+   * it, is the next message */
+  free(ws_expect_only(ws, ua));
   ws_close(ws);
   /* admin reads admin (WebSocket first: see the SSE probes above) */
   ws = ws_ok(adm);
@@ -444,7 +446,7 @@ Test(rules, the_connection_after_max_conn_per_user_is_429_until_one_closes)
   sse_close(s[0]);
   long st = 0;
   struct ws_client *w = NULL;
-  for (int i = 0; i < 30 && st != 101; i++) {
+  for (int i = 0; i < 200 && st != 101; i++) { /* up to 20 s */
     pc_sleep_ms(100);
     ws_close(w);
     w = ws_open(world_push_base(), "/ws", tok, NULL, 0, T_SHORT);
@@ -484,7 +486,7 @@ Test(rules, waiting_long_polls_count_against_max_conn_per_user)
   }
   /* the three are waiting (counted) before the fourth asks */
   long st = 0;
-  for (int i = 0; i < 50 && st != 429; i++) {
+  for (int i = 0; i < 200 && st != 429; i++) { /* up to 20 s */
     pc_sleep_ms(100);
     st = poll_status(probe, tok, NULL); /* timeout=0: answers at once when let in */
   }
@@ -500,7 +502,7 @@ Test(rules, waiting_long_polls_count_against_max_conn_per_user)
     pc_resp_free(&r);
   }
   st = 0;
-  for (int i = 0; i < 30 && st != 200; i++) {
+  for (int i = 0; i < 200 && st != 200; i++) { /* up to 20 s */
     pc_sleep_ms(100);
     st = sse_status(ch, tok, NULL);
   }
@@ -575,30 +577,47 @@ Test(rules, ws_message_storm_is_rate_limited_and_the_connection_stays)
   const char *ch = chan("market");
   char *sub = strf("{\"action\":\"subscribe\",\"channels\":[\"%s\"]}", ch);
   char *unsub = strf("{\"action\":\"unsubscribe\",\"channels\":[\"%s\"]}", ch);
+  long long t0 = pc_now();
   for (int i = 0; i < 200; i++)
     cr_assert_eq(ws_send_text(ws, i % 2 ? unsub : sub), 0);
-  int limited = 0, other = 0;
-  long long end = pc_now() + T_LONG;
-  while (pc_now() < end && limited + other < 200) {
-    json_object *m = ws_next_json(ws, 500);
+  /* One connection's messages are answered in order (a handled subscribe
+   * undone by its unsubscribe before Redis confirmed it gets no answer), so
+   * the pong to a ping sent after them is the marker after every answer: no
+   * quiet window. A ping counts against the limit too: one goes every 1.1 s
+   * (the limit's one-second window, the contract) until one is answered with
+   * a pong, those before it maybe refused. 30 s: a bound against a hang. */
+  int limited = 0, other = 0, npings = 0, pong = 0;
+  long long end = pc_now() + 30000, next_ping = pc_now() + 1100;
+  while (!pong && pc_now() < end && !ws->closed) {
+    if (pc_now() >= next_ping) {
+      cr_assert_eq(ws_send_text(ws, "{\"action\":\"ping\"}"), 0);
+      npings++;
+      next_ping = pc_now() + 1100;
+    }
+    json_object *m = ws_next_json(ws, 100); /* paces the loop; nothing is concluded from NULL */
     if (m == NULL)
-      break;
+      continue;
     const char *t = jget_str(m, "type");
     const char *code = jget_str(m, "code");
-    if (t && strcmp(t, "error") == 0 && code && strcmp(code, "rate_limited") == 0)
+    if (t && strcmp(t, "pong") == 0)
+      pong = 1;
+    else if (t && strcmp(t, "error") == 0 && code && strcmp(code, "rate_limited") == 0)
       limited++;
     else
       other++;
     json_object_put(m);
   }
-  /* at most 50 handled in each second the burst spans (two at most) */
-  cr_assert_geq(limited, 200 - 2 * 50, "200 messages at once, %d refused (%d other answers)",
-                limited, other);
-  pc_sleep_ms(1100);
-  cr_assert_eq(ws_send_text(ws, "{\"action\":\"ping\"}"), 0);
-  json_object *p = ws_next_type(ws, "pong", T_SHORT);
-  cr_assert_not_null(p, "not served again after the storm");
-  json_object_put(p);
+  cr_assert(pong, "not served again after the storm (%d pings, closed %d)", npings, ws->closed);
+  /* the contract: at most 50 handled in each second the burst spans; how
+   * many seconds it spans is measured (a slow machine spreads it), so the
+   * bound is 50 per second of that span plus the two partial ones */
+  long long span = pc_now() - t0;
+  long windows = (long)(span / 1000) + 2;
+  long handled = 200 - (limited - (npings - 1)); /* at most npings - 1 refusals were pings */
+  cr_assert_gt(limited - (npings - 1), 0, "200 messages in %lld ms, none refused", span);
+  cr_assert_leq(handled, 50 * windows, "200 messages in %lld ms: %ld handled, at most %ld allowed",
+                span, handled, 50 * windows);
+  cr_assert_leq(other, handled, "%d answers to %ld handled messages", other, handled);
   ws_close(ws);
   free(sub);
   free(unsub);
@@ -635,7 +654,8 @@ Test(rules, ws_unsubscribe_stops_a_channel)
   cr_assert_not_null(t);
   char *got = env_id(t);
   cr_assert_str_eq(got, ib, "got %s", t);
-  ws_expect_quiet(ws, 300);
+  /* nor later: a marker on b, published after, is the next message */
+  free(ws_expect_only(ws, b));
   free(got);
   free(ia);
   free(ib);
@@ -684,7 +704,8 @@ Test(rules, ws_subscribing_again_while_history_is_sent_is_answered)
     json_object_put(o);
   }
   cr_assert_eq(acks, 1);
-  ws_expect_quiet(ws, 300);
+  /* no second answer and no event twice: a marker is the next message */
+  free(ws_expect_only(ws, ch));
   ws_close(ws);
   free_ids(ids, N);
   free(since);
@@ -733,7 +754,7 @@ Test(rules, a_backlog_bigger_than_the_queue_bound_resumes_whole)
   cr_assert_geq(sse_read_events(s, N + L + 1, T_LONG), N + L + 1, "the SSE stream ended");
   cr_assert_str_eq(sse_event(s, N + L)->id, last);
   ws_expect_ids(ws, &last, 1);
-  ws_expect_quiet(ws, 300);
+  sse_ws_expect_only(s, N + L + 1, ws, ch);
   free(last);
   free_ids(ids, N);
   free_ids(live, L);
