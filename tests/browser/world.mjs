@@ -125,7 +125,7 @@ export async function startWorld(options = {}) {
     if (body !== undefined) h['Content-Type'] = 'application/json';
     const r = await fetch(w.base + path, {
       method, headers: h, body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
+      signal: AbortSignal.timeout(T),
     });
     const text = await r.text();
     let json = null;
