@@ -339,7 +339,8 @@ static enum MHD_Result stream_request(struct MHD_Connection *conn,
   }
   if (tp == &pd_poll_transport) {
     const char *t = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "timeout");
-    long to = 25;
+    /* 25 s when none is given, or the cap when that is lower */
+    long to = cfg->push_poll_timeout_max_s < 25 ? cfg->push_poll_timeout_max_s : 25;
     if (t) {
       char *end;
       to = strtol(t, &end, 10);
