@@ -82,7 +82,7 @@ describe('admin page', { timeout: 120_000 }, () => {
         conn: String((c.ws || 0) + (c.sse || 0) + (c.poll || 0)),
       };
       return JSON.stringify(dom) === JSON.stringify(want) ? { ev, dom } : null;
-    }, rest.active_signals, { timeout: 30_000, polling: 100 }).then((h) => h.jsonValue())
+    }, rest.active_signals, { timeout: T, polling: 100 }).then((h) => h.jsonValue())
       .catch(async (e) => {
         const got = await page.evaluate(() => ({
           events: window.__events.filter((x) => x.type === 'admin_stats').map((x) => x.data),

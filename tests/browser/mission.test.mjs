@@ -1,7 +1,7 @@
 // The mission page shows the briefing exactly as created, counts down, and goes LIVE over WebSocket.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openWorld, closeWorld, newPage, waitLive, textOf, waitText } from './world.mjs';
+import { openWorld, closeWorld, newPage, waitLive, textOf, waitText, pauseClock } from './world.mjs';
 
 // "1h 02m 03s" | "02m 03s" | "03s" -> seconds
 function seconds(countdown) {
@@ -42,7 +42,7 @@ describe('the mission page', { timeout: 120_000 }, () => {
     await page.clock.install();
     await page.goto(world.missionUrl(sig.id, world.token('ben')));
     await page.waitForFunction(() => /\d+s$/.test(document.getElementById('countdown').textContent));
-    await page.clock.pauseAt(await page.evaluate(() => Date.now() + 100));
+    await pauseClock(page);
     await page.clock.runFor(1000); // a tick just ran: the countdown shows its time
     const first = seconds(await textOf(page, '#countdown'));
     // the page loaded within the last minute (the bound is for a slow machine)
@@ -111,10 +111,11 @@ describe('the mission page', { timeout: 120_000 }, () => {
     await page.clock.install();
     await page.goto(world.missionUrl(sig.id, world.token('fay')));
     await page.waitForSelector('#fire[data-state="idle"]');
-    await page.clock.pauseAt(await page.evaluate(() => Date.now() + 100));
+    await pauseClock(page);
+    await page.clock.runFor(1000); // a tick just ran: the countdown shows its time
     const left = seconds(await textOf(page, '#countdown'));
     assert.ok(left > 1, `countdown at ${left} s`);
-    // one second short of zero: still ACTIVE
+    // the tick one second short of zero: still ACTIVE
     await page.clock.runFor((left - 1) * 1000);
     assert.equal(await textOf(page, '#status'), 'ACTIVE');
     // past zero

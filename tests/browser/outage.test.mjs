@@ -1,7 +1,7 @@
 // With the whole server (Apache) down the page says OFFLINE, backs off its retries, and comes back LIVE.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openWorld, closeWorld, newPage, waitLive, waitText, T } from './world.mjs';
+import { openWorld, closeWorld, newPage, waitLive, waitText, T, pauseClock } from './world.mjs';
 
 // counts the page's fetches in flight and notes, on the page's clock, when
 // each REST poll (GET /api/events) starts
@@ -47,7 +47,7 @@ describe('server outage', { timeout: 180_000 }, () => {
     // From here the page's clock stands still but when the test moves it,
     // 100 ms at a time, and only while no fetch of the page is in flight: the
     // time between two polls is then exactly the wait the page chose.
-    await page.clock.pauseAt(await page.evaluate(() => Date.now() + 100));
+    await pauseClock(page);
     const from = await page.evaluate(() => window.__polls.length);
     const want = 6; // polls after the pause: five waits between them
     const end = Date.now() + 120_000; // against a hang only

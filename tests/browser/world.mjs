@@ -277,6 +277,21 @@ export async function waitLive(page, transport = 'websocket', timeout = T) {
   });
 }
 
+// Stops the page's clock (installed with page.clock.install()) a little
+// ahead of where it is: from then on only page.clock.runFor moves it. (Its
+// time goes on while the call travels: a target passed by then is tried again.)
+export async function pauseClock(page) {
+  for (let i = 0; ; i++) {
+    const at = await page.evaluate(() => Date.now() + 1000);
+    try {
+      await page.clock.pauseAt(at);
+      return;
+    } catch (e) {
+      if (i >= 4 || !/to the past/.test(String(e))) throw e;
+    }
+  }
+}
+
 // the text of an element, trimmed
 export async function textOf(page, selector) {
   return ((await page.textContent(selector)) ?? '').trim();
