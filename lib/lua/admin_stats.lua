@@ -6,7 +6,8 @@ local now = now_ms()
 local minute = math.floor(now / 60000)
 local last = tonumber(redis.call('GET', P .. 'stats:fires:' .. (minute - 1)) or '0')
 local this = tonumber(redis.call('GET', P .. 'stats:fires:' .. minute) or '0')
-local active = redis.call('ZCOUNT', P .. 'active', math.floor(now / 1000), '+inf')
+-- expires_at > now: a signal is EXPIRED from its expires_at on (signal_view)
+local active = redis.call('ZCOUNT', P .. 'active', '(' .. math.floor(now / 1000), '+inf')
 local s = '{"fires_last_minute":' .. last .. ',"fires_this_minute":' .. this ..
   ',"active_signals":' .. active .. ',"server_time":' .. math.floor(now / 1000)
 if ARGV[4] ~= '' then

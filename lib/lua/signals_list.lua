@@ -5,7 +5,8 @@ local which, limit = ARGV[4], tonumber(ARGV[5])
 local now = now_ms()
 local ids
 if which == 'active' then
-  ids = redis.call('ZRANGEBYSCORE', P .. 'active', math.floor(now / 1000), '+inf', 'LIMIT', 0, limit)
+  -- expires_at > now: a signal is EXPIRED from its expires_at on (signal_view)
+  ids = redis.call('ZRANGEBYSCORE', P .. 'active', '(' .. math.floor(now / 1000), '+inf', 'LIMIT', 0, limit)
 else
   ids = redis.call('ZREVRANGE', P .. 'signals', 0, limit - 1)
 end
