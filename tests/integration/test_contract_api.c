@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "proc.h"
 
 /* a low fire rate so that the 429 takes three fires, not eleven */
 SORTIE_WORLD_CONF("api.fire_rate_per_min = 2\n");
@@ -434,4 +435,124 @@ Test(contract_api, admin_stats_counts_fires_and_active_signals)
     cr_assert(jget_int(b, "fires_this_minute") + jget_int(b, "fires_last_minute") >= 1, "%s",
               json_object_to_json_string(b));
   json_object_put(b);
+}
+
+/* ---- sortie-token ---- */
+
+static void run_token(const char *const *args, struct proc_result *r)
+{
+  char bin[512];
+  snprintf(bin, sizeof bin, "%s/bin/sortie-token", getenv("BUILD"));
+  const char *argv[12] = {bin};
+  size_t n = 1;
+  for (; args[n - 1] && n < 11; n++)
+    argv[n] = args[n - 1];
+  argv[n] = NULL;
+  struct proc_spec sp = {.argv = argv, .timeout_ms = 30000};
+  cr_assert_eq(proc_run(&sp, r), 0, "could not start %s", bin);
+  cr_assert(r->exited, "sortie-token did not exit");
+}
+
+/* the payload of a JWT, decoded (base64url), parsed */
+static json_object *jwt_payload(const char *tok)
+{
+  const char *a = strchr(tok, '.'), *b = a ? strchr(a + 1, '.') : NULL;
+  cr_assert(b, "not a JWT: %s", tok);
+  static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  char out[1024];
+  size_t o = 0;
+  unsigned acc = 0;
+  int bits = 0;
+  for (const char *p = a + 1; p < b && o < sizeof out - 1; p++) {
+    const char *q = strchr(al, *p);
+    cr_assert(q && *p, "bad base64url in %s", tok);
+    acc = (acc << 6) | (unsigned)(q - al);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (char)((acc >> bits) & 0xff);
+    }
+  }
+  out[o] = '\0';
+  json_object *j = json_tokener_parse(out);
+  cr_assert(j, "payload not JSON: %s", out);
+  return j;
+}
+
+Test(contract_api, sortie_token_mints_a_token_the_api_takes)
+{
+  char sub[96];
+  snprintf(sub, sizeof sub, "%s", uniq("adm"));
+  const char *args[] = {"-c", world_conf(), "-r", "admin", "-t", "120", sub, NULL};
+  struct proc_result r;
+  long long t0 = now_s();
+  run_token(args, &r);
+  cr_assert_eq(r.code, 0, "exit %d: %s", r.code, r.err);
+  cr_assert(r.out_len > 1 && r.out[r.out_len - 1] == '\n' && !strchr(r.out, ' '), "stdout: %s",
+            r.out);
+  r.out[r.out_len - 1] = '\0';
+  cr_assert(strchr(r.out, '\n') == NULL, "more than one line: %s", r.out);
+  json_object *p = jwt_payload(r.out);
+  cr_assert_str_eq(jget_str(p, "sub"), sub);
+  cr_assert_str_eq(jget_str(p, "role"), "admin");
+  long long exp = jget_int(p, "exp");
+  cr_assert(exp >= t0 + 120 && exp <= now_s() + 120, "exp %lld, now %lld", exp, t0);
+  json_object_put(p);
+  struct http_resp h;
+  http("GET", "/api/admin/stats", r.out, NULL, NULL, NULL, &h);
+  cr_assert_eq(h.status, 200, "%s", h.body);
+  http_free(&h);
+  proc_result_free(&r);
+
+  /* default: role user, TTL 3600 s, and the config from $SORTIE_CONF */
+  const char *args2[] = {sub, NULL};
+  char env[600];
+  snprintf(env, sizeof env, "SORTIE_CONF=%s", world_conf());
+  const char *envv[] = {env, NULL};
+  char bin[512];
+  snprintf(bin, sizeof bin, "%s/bin/sortie-token", getenv("BUILD"));
+  const char *argv[] = {bin, args2[0], NULL};
+  struct proc_spec sp = {.argv = argv, .env = envv, .timeout_ms = 30000};
+  t0 = now_s();
+  cr_assert_eq(proc_run(&sp, &r), 0);
+  cr_assert(r.exited && r.code == 0, "exit %d: %s", r.code, r.err);
+  r.out[strcspn(r.out, "\n")] = '\0';
+  p = jwt_payload(r.out);
+  cr_assert(jget_str(p, "role") == NULL || strcmp(jget_str(p, "role"), "user") == 0,
+            "role %s", jget_str(p, "role"));
+  exp = jget_int(p, "exp");
+  cr_assert(exp >= t0 + 3600 && exp <= now_s() + 3600, "exp %lld, now %lld", exp, t0);
+  json_object_put(p);
+  http("GET", "/api/admin/stats", r.out, NULL, NULL, NULL, &h);
+  cr_assert_eq(h.status, 403, "%s", h.body);
+  http_free(&h);
+  proc_result_free(&r);
+}
+
+/* usage errors exit 2 with the usage (or the reason) on stderr and nothing on
+ * stdout; a key that cannot be read exits 1 */
+Test(contract_api, sortie_token_refuses_bad_arguments)
+{
+  const char *c = world_conf();
+  const char *bad_role[] = {"-c", c, "-r", "root", "alice", NULL};
+  const char *bad_ttl[] = {"-c", c, "-t", "0", "alice", NULL};
+  const char *no_sub[] = {"-c", c, NULL};
+  const char *bad_sub[] = {"-c", c, "al ice", NULL};
+  const char *two_subs[] = {"-c", c, "alice", "bob", NULL};
+  const char *const *usage2[] = {bad_role, bad_ttl, no_sub, bad_sub, two_subs};
+  for (size_t i = 0; i < sizeof usage2 / sizeof *usage2; i++) {
+    struct proc_result r;
+    run_token(usage2[i], &r);
+    cr_assert_eq(r.code, 2, "case %zu: exit %d", i, r.code);
+    cr_assert_eq(r.out_len, 0, "case %zu: stdout %s", i, r.out);
+    cr_assert(r.err_len > 0, "case %zu: nothing on stderr", i);
+    proc_result_free(&r);
+  }
+  const char *no_key[] = {"-c", c, "-k", "/nonexistent/sortie.key", "alice", NULL};
+  struct proc_result r;
+  run_token(no_key, &r);
+  cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.err);
+  cr_assert_eq(r.out_len, 0, "stdout %s", r.out);
+  cr_assert(r.err_len > 0);
+  proc_result_free(&r);
 }
