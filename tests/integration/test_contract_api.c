@@ -556,3 +556,100 @@ Test(contract_api, sortie_token_refuses_bad_arguments)
   cr_assert(r.err_len > 0);
   proc_result_free(&r);
 }
+
+/* ---- reads: headers and members no other test asserts ---- */
+
+Test(contract_api, fire_count_has_etag_and_cache_control_no_cache)
+{
+  char sid[96], path[256];
+  new_signal(sid, sizeof sid, 600);
+  snprintf(path, sizeof path, "/api/signals/%s/fire-count", sid);
+  struct http_resp r;
+  http("GET", path, NULL, NULL, NULL, NULL, &r);
+  cr_assert_eq(r.status, 200, "%s", r.body);
+  char h[128];
+  cr_assert(http_header(&r, "Cache-Control", h, sizeof h) && strstr(h, "no-cache"), "%s",
+            r.headers);
+  cr_assert(http_header(&r, "ETag", h, sizeof h) && *h, "%s", r.headers);
+  cr_assert(http_header(&r, "Content-Type", h, sizeof h) && strstr(h, "application/json"), "%s",
+            r.headers);
+  http_free(&r);
+}
+
+/* the mission read carries the server's time and a cursor that a client can
+ * follow the mission from: the next fire is the first event after it */
+Test(contract_api, mission_has_server_time_and_a_cursor_to_follow_from)
+{
+  char sid[96], user[96], path[256];
+  new_signal(sid, sizeof sid, 600);
+  snprintf(user, sizeof user, "%s", uniq("u"));
+  char *tok = token_for(user, "user");
+  snprintf(path, sizeof path, "/api/missions/%s", sid);
+  struct http_resp r;
+  long long t0 = now_s();
+  http("GET", path, tok, NULL, NULL, NULL, &r);
+  cr_assert_eq(r.status, 200, "%s", r.body);
+  long long st = jget_int(r.json, "server_time");
+  cr_assert(st >= t0 - 1 && st <= now_s() + 1, "server_time %lld: %s", st, r.body);
+  const char *c = jget_str(r.json, "cursor");
+  cr_assert(c && strchr(c, '-'), "cursor: %s", r.body);
+  char cursor[64];
+  snprintf(cursor, sizeof cursor, "%s", c);
+  http_free(&r);
+  cr_assert_eq(fire(user, sid, NULL, &r), 201, "%s", r.body);
+  http_free(&r);
+  snprintf(path, sizeof path, "/api/events?channels=mission:%s&cursor=%s", sid, cursor);
+  http("GET", path, tok, NULL, NULL, NULL, &r);
+  free(tok);
+  cr_assert_eq(r.status, 200, "%s", r.body);
+  json_object *ev;
+  cr_assert(json_object_object_get_ex(r.json, "events", &ev));
+  cr_assert_eq(json_object_array_length(ev), 1, "%s", r.body);
+  cr_assert_str_eq(jget_str(json_object_array_get_idx(ev, 0), "type"), "fire_count_update");
+  http_free(&r);
+}
+
+/* ---- log.file / log.level (info, the world's default) ---- */
+
+static int log_has(const char *needle)
+{
+  char p[512];
+  snprintf(p, sizeof p, "%s/log/sortie.log", world_run());
+  FILE *f = fopen(p, "r");
+  if (!f)
+    return 0;
+  char line[4096];
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f))
+    found = strstr(line, needle) != NULL;
+  fclose(f);
+  return found;
+}
+
+/* a refusal is an [http] info line in log.file with the query's token=
+ * redacted; a success is a debug line, not written at info. The success is
+ * sent first: the refusal's line is the marker read up to. */
+Test(contract_api, log_has_refusals_at_info_with_the_token_redacted, .timeout = 30)
+{
+  char sid[96], okpath[256], badpath[256], secret[96], okmark[96];
+  new_signal(sid, sizeof sid, 600);
+  snprintf(okmark, sizeof okmark, "%s", uniq("okmark"));
+  snprintf(secret, sizeof secret, "%s", uniq("SEKRET"));
+  snprintf(okpath, sizeof okpath, "/api/signals/%s?m=%s", sid, okmark);
+  struct http_resp r;
+  http("GET", okpath, NULL, NULL, NULL, NULL, &r);
+  cr_assert_eq(r.status, 200, "%s", r.body);
+  http_free(&r);
+  snprintf(badpath, sizeof badpath, "/api/signals/%s?m=x&token=%s", uniq("nosuch"), secret);
+  http("GET", badpath, NULL, NULL, NULL, NULL, &r);
+  cr_assert_eq(r.status, 404, "%s", r.body);
+  http_free(&r);
+  char want[256];
+  snprintf(want, sizeof want, "?m=x&token=REDACTED 404");
+  long long until = now_ms() + 20000;
+  while (!log_has(want) && now_ms() < until)
+    usleep(50 * 1000);
+  cr_assert(log_has(want), "no info line with %s in the log", want);
+  cr_assert(!log_has(secret), "the token is in the log");
+  cr_assert(!log_has(okmark), "a success was logged at info");
+}
