@@ -245,6 +245,9 @@ Test(contract_poll, the_timeout_is_capped_by_poll_timeout_max_s)
   cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
   cr_assert(strstr(r.body, "\"events\":[]"), "%s", r.body);
   cr_assert_geq(ms, POLL_MAX_S * 1000 - 100, "timeout=%d answered after %lld ms", POLL_MAX_S, ms);
+  char v[64];
+  cr_assert_not_null(pc_header(r.head, "Cache-Control", v, sizeof v), "%s", r.head);
+  cr_assert_str_eq(v, "no-store");
   pc_resp_free(&r);
 
   /* no timeout given: the default 25 s is more than the cap, so the cap */
@@ -263,7 +266,7 @@ Test(contract_poll, the_timeout_is_capped_by_poll_timeout_max_s)
 
 /* ---- /health, /metrics ---- */
 
-Test(contract_health, health_names_the_version)
+Test(contract_health, health_names_the_version_and_answers_are_not_cached)
 {
   int st;
   json_object *h = health_at(world_push_base(), &st);
@@ -276,6 +279,11 @@ Test(contract_health, health_names_the_version)
   char v[128];
   cr_assert_not_null(pc_header(r.head, "Content-Type", v, sizeof v));
   cr_assert(strstr(v, "application/json"), "%s", v);
+  cr_assert_not_null(pc_header(r.head, "Cache-Control", v, sizeof v));
+  cr_assert_str_eq(v, "no-store");
+  pc_resp_free(&r);
+  cr_assert_eq(pd_get("/metrics", NULL, NULL, &r, T_SHORT), 0);
+  cr_assert_eq(r.status, 200);
   cr_assert_not_null(pc_header(r.head, "Cache-Control", v, sizeof v));
   cr_assert_str_eq(v, "no-store");
   pc_resp_free(&r);

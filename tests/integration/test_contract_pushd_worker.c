@@ -27,6 +27,15 @@ Test(worker, the_master_starts_a_dead_worker_again)
   long master = pushd_master_pid();
   long w1 = only_worker();
   cr_assert_gt(w1, 0, "no worker under master %ld", master);
+  /* push.workers = 1: one child */
+  char path0[128], buf[256] = "";
+  snprintf(path0, sizeof path0, "/proc/%ld/task/%ld/children", master, master);
+  FILE *cf = fopen(path0, "r");
+  cr_assert_not_null(cf);
+  cr_assert_not_null(fgets(buf, sizeof buf, cf));
+  fclose(cf);
+  long a = 0, b = 0;
+  cr_assert_eq(sscanf(buf, "%ld %ld", &a, &b), 1, "push.workers = 1, children: %s", buf);
   cr_assert_eq(kill((pid_t)w1, SIGKILL), 0);
   long w2 = 0;
   long long deadline = pc_now() + T_LONG;
