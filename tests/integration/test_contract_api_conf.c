@@ -1,11 +1,15 @@
 /* Configuration keys of the REST API with a value other than the default
  * (tests/CONTRACT.api.md): api.problem_base, redis.prefix, redis.db,
- * api.idempotency_ttl_s, trading.equity_start, trading.drawdown_alert_pct. */
+ * api.idempotency_ttl_s, trading.equity_start, trading.drawdown_alert_pct;
+ * redis.socket. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
+#include "proc.h"
 
 SORTIE_WORLD_CONF("api.problem_base = https://sortie.example/problems/\n"
                   "redis.prefix = ctr:\n"
@@ -122,4 +126,56 @@ Test(contract_conf, equity_start_and_drawdown_alert_pct)
   cr_assert_eq(count_type(ev, "equity_updated"), 2, "%s", json_object_to_json_string(ev));
   cr_assert_eq(count_type(ev, "risk_alert"), 1, "%s", json_object_to_json_string(ev));
   json_object_put(ev);
+}
+
+/* runs sortie-expire -q with the world's config and these overrides */
+static int expire_with(const char *socket_env)
+{
+  char bin[512], conf[600];
+  snprintf(bin, sizeof bin, "%s/bin/sortie-expire", getenv("BUILD"));
+  snprintf(conf, sizeof conf, "SORTIE_CONF=%s", world_conf());
+  const char *env[] = {conf, "SORTIE_REDIS_PORT=1", socket_env, NULL};
+  const char *argv[] = {bin, "-q", NULL};
+  struct proc_spec sp = {.argv = argv, .env = env, .timeout_ms = 30000};
+  struct proc_result r;
+  cr_assert_eq(proc_run(&sp, &r), 0);
+  cr_assert(r.exited, "sortie-expire did not exit");
+  int code = r.code;
+  cr_log_info("exit %d: %s", code, r.err);
+  proc_result_free(&r);
+  return code;
+}
+
+/* redis.socket wins over redis.host/port: with the port pointing nowhere,
+ * a program reaches a Redis listening only on the unix socket */
+Test(contract_conf, redis_socket_is_used_instead_of_host_and_port, .timeout = 30)
+{
+  char sock[512], pidf[512], env[600];
+  snprintf(sock, sizeof sock, "%s/extra/capi-redis.sock", world_run());
+  snprintf(pidf, sizeof pidf, "%s/extra/capi-redis.pid", world_run());
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd,
+           "mkdir -p '%s/extra' && redis-server --port 0 --unixsocket '%s' --save '' "
+           "--appendonly no --daemonize yes --pidfile '%s' --dir '%s/extra' "
+           "--logfile '%s/extra/capi-redis.log'",
+           world_run(), sock, pidf, world_run(), world_run());
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+  long long until = now_ms() + 10000;
+  while (access(sock, F_OK) != 0 && now_ms() < until)
+    usleep(20 * 1000);
+  cr_assert_eq(access(sock, F_OK), 0, "no socket %s", sock);
+  snprintf(env, sizeof env, "SORTIE_REDIS_SOCKET=%s", sock);
+  int ok = expire_with(env);
+  int none = expire_with("SORTIE_REDIS_SOCKET=/nonexistent/redis.sock");
+  FILE *f = fopen(pidf, "r");
+  int pid = 0;
+  if (f) {
+    if (fscanf(f, "%d", &pid) != 1)
+      pid = 0;
+    fclose(f);
+  }
+  if (pid > 0)
+    kill(pid, SIGTERM);
+  cr_assert_eq(ok, 0, "sortie-expire over the socket: exit %d", ok);
+  cr_assert_eq(none, 1, "sortie-expire with a missing socket: exit %d", none);
 }
