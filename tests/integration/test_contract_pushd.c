@@ -430,3 +430,53 @@ Test(contract_signals, sighup_reopens_the_log_in_every_worker)
   free(rotated);
   free(tok);
 }
+
+/* ---- 1008: a ping flood ---- */
+
+/* More than 1,000 ping frames in one read close the connection with 1008
+ * "too many pings"; 1,000 are answered (a pong each) and it stays. Each batch
+ * goes out in one send of a few KiB, which loopback hands over whole. */
+static void send_pings(struct ws_client *c, int n)
+{
+  size_t len = (size_t)n * 6;
+  unsigned char *b = malloc(len);
+  for (int i = 0; i < n; i++) {
+    unsigned char *f = b + (size_t)i * 6;
+    f[0] = 0x89; /* FIN, ping */
+    f[1] = 0x80; /* masked, empty */
+    f[2] = f[3] = f[4] = f[5] = 0x5a;
+  }
+  cr_assert_eq(ws_send_raw(c, b, len, T_SHORT), 0);
+  free(b);
+}
+
+Test(contract_ws, more_than_1000_pings_in_one_read_are_closed_1008)
+{
+  char *tok = token_for(uniq("u"), "user");
+  const char *ch = chan("market");
+  struct ws_client *c = ws_ok(tok);
+  char *chj = strf("[\"%s\"]", ch);
+  ws_subscribe(c, chj, NULL);
+  /* 1,000: answered, the connection stays */
+  size_t pongs = 0;
+  send_pings(c, 1000);
+  long long deadline = pc_now() + T_LONG;
+  while (pongs < 1000 && !c->closed && pc_now() < deadline) {
+    struct ws_frame f;
+    if (ws_recv_frame(c, &f, 100) == 1) {
+      pongs += f.opcode == 10;
+      ws_frame_free(&f);
+    }
+  }
+  cr_assert_eq(pongs, 1000, "%zu pongs for 1000 pings (closed %d, code %d)", pongs, c->closed,
+               c->close_code);
+  free(ws_expect_only(c, ch));
+  /* 1,001: closed 1008 */
+  send_pings(c, 1001);
+  int code = ws_wait_close(c, T_LONG);
+  cr_assert_eq(code, 1008, "close code %d (%s)", code, c->close_reason);
+  cr_assert(strstr(c->close_reason, "ping"), "reason '%s'", c->close_reason);
+  ws_close(c);
+  free(chj);
+  free(tok);
+}
