@@ -42,6 +42,8 @@ describe('the mission page', { timeout: 120_000 }, () => {
     await page.clock.install();
     await page.goto(world.missionUrl(sig.id, world.token('ben')));
     await page.waitForFunction(() => /\d+s$/.test(document.getElementById('countdown').textContent));
+    // live first: a connection still being made has its guards on this clock
+    await waitLive(page, 'websocket');
     await pauseClock(page);
     await page.clock.runFor(1000); // a tick just ran: the countdown shows its time
     const first = seconds(await textOf(page, '#countdown'));
@@ -111,6 +113,10 @@ describe('the mission page', { timeout: 120_000 }, () => {
     await page.clock.install();
     await page.goto(world.missionUrl(sig.id, world.token('fay')));
     await page.waitForSelector('#fire[data-state="idle"]');
+    // live first: a connection still being made has its guards (8 s) on this
+    // clock, and one made again would reload the mission, and with it the
+    // server's time
+    await waitLive(page, 'websocket');
     await pauseClock(page);
     await page.clock.runFor(1000); // a tick just ran: the countdown shows its time
     const left = seconds(await textOf(page, '#countdown'));
@@ -120,7 +126,10 @@ describe('the mission page', { timeout: 120_000 }, () => {
     assert.equal(await textOf(page, '#status'), 'ACTIVE');
     // past zero
     await page.clock.runFor(2000);
-    await waitText(page, '#status', 'EXPIRED');
+    await waitText(page, '#status', 'EXPIRED').catch(async (e) => {
+      throw new Error(`${e.message}; the countdown shows "${await textOf(page, '#countdown')}" ` +
+        `(${left} s when the test began moving the clock)`, { cause: e });
+    });
     assert.equal(await textOf(page, '#countdown'), 'expired');
     assert.equal(await page.getAttribute('#fire', 'data-state'), 'expired');
     assert.equal(await textOf(page, '#fire-label'), 'EXPIRED');

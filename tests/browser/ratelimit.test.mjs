@@ -1,7 +1,7 @@
 // Over the per-user fire rate (429) the page shows how long to wait and holds the button.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openWorld, closeWorld, newPage, textOf, pauseClock } from './world.mjs';
+import { openWorld, closeWorld, newPage, waitLive, textOf, pauseClock } from './world.mjs';
 
 describe('rate limit', { timeout: 120_000 }, () => {
   let world, browser;
@@ -17,6 +17,7 @@ describe('rate limit', { timeout: 120_000 }, () => {
     await page.clock.install();
     await page.goto(world.missionUrl(b.id, token));
     await page.waitForSelector('#fire[data-state="idle"]');
+    await waitLive(page, 'websocket'); // no connection guard runs on the test's clock
     await pauseClock(page);
     const answer = page.waitForResponse('**/api/fire');
     await page.click('#fire');
