@@ -98,17 +98,31 @@ Test(poll, a_waiting_poll_is_answered_at_exp_with_its_cursor)
    * told by "token_expired" below; the read's bound only ends a hang */
   char *path = strf("/poll?channels=%s&cursor=%s&timeout=25", ch, cur);
   struct pc_resp r;
+  char lk[128];
+  snprintf(lk, sizeof lk, "%slastid", kp());
+  const char *gv[] = {"GET", lk};
+  char *last0 = rstr(2, gv);
   cr_assert_eq(pd_get(path, tok, NULL, &r, T_LONG), 0, "the poll was not answered at exp");
+  char *last1 = rstr(2, gv);
   cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
   json_object *o = json_tokener_parse(r.body);
   cr_assert_not_null(o, "%s", r.body);
-  /* nothing on the channel: the cursor it gives back is where it stood, or
-   * later (ids are global: other tests' events move "now" on) */
-  unsigned long long cm = 0, cs = 0, rm = 0, rs = 0;
+  /* nothing on the channel: the cursor it gives back is where its history
+   * read reached, the global position (lastid) then: exactly, between lastid
+   * before the poll and after it (one value when nobody published), and
+   * never before its own cursor */
+  unsigned long long cm = 0, cs = 0, rm = 0, rs = 0, am = 0, as = 0, bm = 0, bs = 0;
   const char *rc = jget_str(o, "cursor");
   cr_assert(rc && sscanf(rc, "%llu-%llu", &rm, &rs) == 2 && sscanf(cur, "%llu-%llu", &cm, &cs) == 2,
             "%s", r.body);
+  cr_assert(last0 && last1 && sscanf(last0, "%llu-%llu", &am, &as) == 2 &&
+            sscanf(last1, "%llu-%llu", &bm, &bs) == 2, "lastid %s %s", last0, last1);
   cr_assert(rm > cm || (rm == cm && rs >= cs), "the cursor went back: %s, was %s", rc, cur);
+  cr_assert((rm > am || (rm == am && rs >= as)) && (rm < bm || (rm == bm && rs <= bs)),
+            "cursor %s is not the position of the poll's read (lastid %s then %s)", rc, last0,
+            last1);
+  free(last0);
+  free(last1);
   cr_assert_eq(json_object_array_length(json_object_object_get(o, "events")), 0, "%s", r.body);
   cr_assert(json_object_get_boolean(json_object_object_get(o, "token_expired")), "%s", r.body);
   /* the contract: at exp, to the second (docs/PUSHD.md "Token lifetime"):
