@@ -480,3 +480,28 @@ Test(contract_ws, more_than_1000_pings_in_one_read_are_closed_1008)
   free(chj);
   free(tok);
 }
+
+/* ---- 429 past push.max_conn_per_user (10 here, the default) ---- */
+
+Test(contract_limits, the_stream_past_max_conn_per_user_is_429_with_retry_after)
+{
+  char *tok = token_for(uniq("u"), "user");
+  struct sse_client *c[10];
+  for (int i = 0; i < 10; i++)
+    c[i] = sse_ok(chan("market"), tok, NULL, NULL);
+  char *p = strf("/events?channels=%s", chan("market"));
+  struct sse_client *x = sse_open(world_push_base(), p, tok, NULL, NULL, 0, T_SHORT);
+  cr_assert_not_null(x);
+  cr_assert_eq(x->status, 429, "the 11th stream of a user: %d %s", x->status,
+               x->body ? x->body : "");
+  char v[128];
+  cr_assert_not_null(pc_header(x->head, "Content-Type", v, sizeof v));
+  cr_assert(strstr(v, "application/problem+json"), "%s", v);
+  cr_assert_not_null(pc_header(x->head, "Retry-After", v, sizeof v), "%s", x->head);
+  cr_assert_gt(atoi(v), 0, "Retry-After: %s", v);
+  sse_close(x);
+  for (int i = 0; i < 10; i++)
+    sse_close(c[i]);
+  free(p);
+  free(tok);
+}
