@@ -1,7 +1,7 @@
 /* Configuration keys of the REST API with a value other than the default
  * (tests/CONTRACT.api.md): api.problem_base, redis.prefix, redis.db,
  * api.idempotency_ttl_s, trading.equity_start, trading.drawdown_alert_pct;
- * redis.socket. */
+ * redis.socket; history.maxlen. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
@@ -16,7 +16,8 @@ SORTIE_WORLD_CONF("api.problem_base = https://sortie.example/problems/\n"
                   "redis.db = 2\n"
                   "api.idempotency_ttl_s = 120\n"
                   "trading.equity_start = 500.00\n"
-                  "trading.drawdown_alert_pct = 50\n");
+                  "trading.drawdown_alert_pct = 50\n"
+                  "history.maxlen = 10\n");
 
 Test(contract_conf, problem_type_is_problem_base_plus_slug)
 {
@@ -178,4 +179,43 @@ Test(contract_conf, redis_socket_is_used_instead_of_host_and_port, .timeout = 30
     kill(pid, SIGTERM);
   cr_assert_eq(ok, 0, "sortie-expire over the socket: exit %d", ok);
   cr_assert_eq(none, 1, "sortie-expire with a missing socket: exit %d", none);
+}
+
+/* history.maxlen caps each channel's history (about: Redis trims whole
+ * nodes of 100 entries); a cursor from before what was trimmed gets a reset */
+Test(contract_conf, history_is_capped_at_about_maxlen_and_a_trimmed_cursor_resets, .timeout = 60)
+{
+  char sym[64], ch[96];
+  snprintf(sym, sizeof sym, "C%d", (int)(now_ms() % 100000000));
+  snprintf(ch, sizeof ch, "market:%s", sym);
+  char *svc = token_for("svc", "service");
+  char path[256];
+  snprintf(path, sizeof path, "/api/events?channels=%s", ch);
+  struct http_resp r;
+  http("GET", path, svc, NULL, NULL, NULL, &r);
+  cr_assert_eq(r.status, 200, "%s", r.body);
+  char cursor[64];
+  snprintf(cursor, sizeof cursor, "%s", jget_str(r.json, "cursor"));
+  http_free(&r);
+  char body[256];
+  snprintf(body, sizeof body, "{\"channel\":\"%s\",\"type\":\"market_update\",\"data\":{}}", ch);
+  for (int i = 0; i < 250; i++) {
+    http("POST", "/api/publish", svc, body, NULL, NULL, &r);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    http_free(&r);
+  }
+  json_object *h = rstream(ch);
+  size_t n = json_object_array_length(h);
+  json_object_put(h);
+  cr_assert(n >= 10 && n <= 110, "%zu events kept with history.maxlen = 10", n);
+  snprintf(path, sizeof path, "/api/events?channels=%s&cursor=%s", ch, cursor);
+  http("GET", path, svc, NULL, NULL, NULL, &r);
+  free(svc);
+  cr_assert_eq(r.status, 200, "%s", r.body);
+  json_object *ev;
+  cr_assert(json_object_object_get_ex(r.json, "events", &ev) && json_object_array_length(ev) >= 1);
+  json_object *first = json_object_array_get_idx(ev, 0);
+  cr_assert_str_eq(jget_str(first, "type"), "reset", "%s", r.body);
+  cr_assert_str_eq(jget_str(first, "channel"), ch);
+  http_free(&r);
 }
