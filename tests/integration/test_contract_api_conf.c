@@ -130,12 +130,12 @@ Test(contract_conf, equity_start_and_drawdown_alert_pct)
 }
 
 /* runs sortie-expire -q with the world's config and these overrides */
-static int expire_with(const char *socket_env)
+static int expire_with(const char *socket_env, const char *more_env)
 {
   char bin[512], conf[600];
   snprintf(bin, sizeof bin, "%s/bin/sortie-expire", getenv("BUILD"));
   snprintf(conf, sizeof conf, "SORTIE_CONF=%s", world_conf());
-  const char *env[] = {conf, "SORTIE_REDIS_PORT=1", socket_env, NULL};
+  const char *env[] = {conf, "SORTIE_REDIS_PORT=1", socket_env, more_env, NULL};
   const char *argv[] = {bin, "-q", NULL};
   struct proc_spec sp = {.argv = argv, .env = env, .timeout_ms = 30000};
   struct proc_result r;
@@ -166,8 +166,8 @@ Test(contract_conf, redis_socket_is_used_instead_of_host_and_port, .timeout = 30
     usleep(20 * 1000);
   cr_assert_eq(access(sock, F_OK), 0, "no socket %s", sock);
   snprintf(env, sizeof env, "SORTIE_REDIS_SOCKET=%s", sock);
-  int ok = expire_with(env);
-  int none = expire_with("SORTIE_REDIS_SOCKET=/nonexistent/redis.sock");
+  int ok = expire_with(env, NULL);
+  int none = expire_with("SORTIE_REDIS_SOCKET=/nonexistent/redis.sock", NULL);
   FILE *f = fopen(pidf, "r");
   int pid = 0;
   if (f) {
@@ -218,4 +218,38 @@ Test(contract_conf, history_is_capped_at_about_maxlen_and_a_trimmed_cursor_reset
   cr_assert_str_eq(jget_str(first, "type"), "reset", "%s", r.body);
   cr_assert_str_eq(jget_str(first, "channel"), ch);
   http_free(&r);
+}
+
+/* redis.password_file: a Redis that requires a password is reached with the
+ * file's password (its newline left out), and refused without it */
+Test(contract_conf, redis_password_file_authenticates, .timeout = 30)
+{
+  char sock[512], pidf[512], pwf[512], env[600], pwenv[600], cmd[2048];
+  snprintf(sock, sizeof sock, "%s/extra/capi-redis-pw.sock", world_run());
+  snprintf(pidf, sizeof pidf, "%s/extra/capi-redis-pw.pid", world_run());
+  snprintf(pwf, sizeof pwf, "%s/extra/capi-redis.pw", world_run());
+  snprintf(cmd, sizeof cmd,
+           "mkdir -p '%s/extra' && printf 'capi-s3cret\\n' > '%s' && redis-server --port 0 "
+           "--unixsocket '%s' --requirepass capi-s3cret --save '' --appendonly no "
+           "--daemonize yes --pidfile '%s' --dir '%s/extra' --logfile '%s/extra/capi-redis-pw.log'",
+           world_run(), pwf, sock, pidf, world_run(), world_run());
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+  long long until = now_ms() + 10000;
+  while (access(sock, F_OK) != 0 && now_ms() < until)
+    usleep(20 * 1000);
+  snprintf(env, sizeof env, "SORTIE_REDIS_SOCKET=%s", sock);
+  snprintf(pwenv, sizeof pwenv, "SORTIE_REDIS_PASSWORD_FILE=%s", pwf);
+  int with = expire_with(env, pwenv);
+  int without = expire_with(env, NULL);
+  FILE *f = fopen(pidf, "r");
+  int pid = 0;
+  if (f) {
+    if (fscanf(f, "%d", &pid) != 1)
+      pid = 0;
+    fclose(f);
+  }
+  if (pid > 0)
+    kill(pid, SIGTERM);
+  cr_assert_eq(with, 0, "with the password file: exit %d", with);
+  cr_assert_eq(without, 1, "without a password: exit %d", without);
 }
