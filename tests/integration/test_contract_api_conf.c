@@ -1,7 +1,7 @@
 /* Configuration keys of the REST API with a value other than the default
  * (tests/CONTRACT.api.md): api.problem_base, redis.prefix, redis.db,
  * api.idempotency_ttl_s, trading.equity_start, trading.drawdown_alert_pct;
- * redis.socket; history.maxlen. */
+ * redis.socket; history.maxlen; SIGHUP to the sortie-api pool reopens log.file. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
@@ -252,4 +252,64 @@ Test(contract_conf, redis_password_file_authenticates, .timeout = 30)
     kill(pid, SIGTERM);
   cr_assert_eq(with, 0, "with the password file: exit %d", with);
   cr_assert_eq(without, 1, "without a password: exit %d", without);
+}
+
+static int file_has(const char *path, const char *needle)
+{
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  char line[4096];
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f))
+    found = strstr(line, needle) != NULL;
+  fclose(f);
+  return found;
+}
+
+/* a 404 whose log line carries `mark` */
+static void refused_with(const char *mark)
+{
+  char path[256];
+  snprintf(path, sizeof path, "/api/signals/%s", mark);
+  struct http_resp r;
+  http("GET", path, NULL, NULL, NULL, NULL, &r);
+  cr_assert_eq(r.status, 404, "%s", r.body);
+  http_free(&r);
+}
+
+/* log rotation: the file moved away, SIGHUP to the pool master, and the
+ * programs write to a new log.file */
+Test(contract_conf, sighup_to_the_api_pool_reopens_log_file, .timeout = 60)
+{
+  char logf[512], old[512], pidf[512];
+  snprintf(logf, sizeof logf, "%s/log/sortie.log", world_run());
+  snprintf(old, sizeof old, "%s/log/sortie.log.capi", world_run());
+  snprintf(pidf, sizeof pidf, "%s/api.pid", world_run());
+  char mark[96];
+  snprintf(mark, sizeof mark, "%s", uniq("before"));
+  refused_with(mark);
+  long long until = now_ms() + 20000;
+  while (!file_has(logf, mark) && now_ms() < until)
+    usleep(50 * 1000);
+  cr_assert(file_has(logf, mark), "no line for %s before the rotation", mark);
+  cr_assert_eq(rename(logf, old), 0);
+  FILE *f = fopen(pidf, "r");
+  int pid = 0;
+  cr_assert(f && fscanf(f, "%d", &pid) == 1 && pid > 0, "no pid in %s", pidf);
+  fclose(f);
+  cr_assert_eq(kill(pid, SIGHUP), 0);
+  /* until a worker that reopened answers: each try has its own mark */
+  int found = 0;
+  until = now_ms() + 20000;
+  while (!found && now_ms() < until) {
+    snprintf(mark, sizeof mark, "%s", uniq("after"));
+    refused_with(mark);
+    for (int i = 0; i < 10 && !found; i++) {
+      found = file_has(logf, mark);
+      if (!found)
+        usleep(50 * 1000);
+    }
+  }
+  cr_assert(found, "nothing written to a new %s after SIGHUP", logf);
 }
