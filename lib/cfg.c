@@ -76,6 +76,7 @@ static const struct key keys[] = {
     I("push.history_reads", push_history_reads, "4", 1, 1024),
     I("push.max_conn_per_ip", push_max_conn_per_ip, "0", 0, 1000000),
     I("push.header_timeout_s", push_header_timeout_s, "10", 1, 3600),
+    I("push.slot_renew_s", push_slot_renew_s, "60", 1, 60),
     I("push.token_warn_s", push_token_warn_s, "30", 0, 3600),
     I("push.token_grace_s", push_token_grace_s, "10", 0, 3600),
 };

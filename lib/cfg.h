@@ -72,6 +72,7 @@ struct sortie_cfg {
   int push_header_timeout_s; /* a silent request head or idle keep-alive */
   int push_token_warn_s;
   int push_token_grace_s;
+  int push_slot_renew_s; /* per-user limit slots renewed this often (limit.h) */
 
   /* Loaded by sortie_cfg_load_secrets(); owned by the struct, freed by
    * sortie_cfg_free(). The secret (HS256) or public key PEM (RS256). */

@@ -230,23 +230,34 @@ static void on_conns(void *ud, const sortie_reply *r)
   q.cb(q.ud, sortie_reply_int(x) == 1, 0);
 }
 
-void pd_bus_conns(const char *op, const char *user, const char *conn_id, int limit,
-                  pd_conns_cb *cb, void *ud)
+/* how long a connection slot counts without renewal (limit.h) */
+#define SLOT_TTL_S "180"
+
+void pd_bus_conns_open(const char *user, const char *conn_id, int limit, pd_conns_cb *cb,
+                       void *ud)
 {
   char lim[16];
   snprintf(lim, sizeof lim, "%d", limit);
-  const char *av[] = {op, user, conn_id, lim, "180"};
-  struct conns_req *q = NULL;
-  if (cb) {
-    q = sortie_xmalloc(sizeof *q);
-    q->cb = cb;
-    q->ud = ud;
-  }
-  if (cmd && sortie_aredis_script(cmd, SORTIE_LUA_CONNS, 5, av, cb ? on_conns : NULL, q) == 0)
+  const char *av[] = {"open", user, conn_id, lim, SLOT_TTL_S};
+  struct conns_req *q = sortie_xmalloc(sizeof *q);
+  q->cb = cb;
+  q->ud = ud;
+  if (cmd && sortie_aredis_script(cmd, SORTIE_LUA_CONNS, 5, av, on_conns, q) == 0)
     return;
   free(q);
-  if (cb)
-    cb(ud, 1, 1);
+  cb(ud, 1, 1);
+}
+
+void pd_bus_conns_batch(const char *op, unsigned n, const char *const *pairs)
+{
+  if (cmd == NULL || n == 0)
+    return;
+  const char **av = sortie_xcalloc(2 + 2 * (size_t)n, sizeof *av);
+  av[0] = op;
+  av[1] = SLOT_TTL_S;
+  memcpy(av + 2, pairs, 2 * (size_t)n * sizeof *av);
+  sortie_aredis_script(cmd, SORTIE_LUA_CONNS, 2 + 2 * (int)n, av, NULL, NULL);
+  free(av);
 }
 
 void pd_bus_admin_stats(const char *connections_json, const char *daemon)

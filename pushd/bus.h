@@ -55,12 +55,16 @@ typedef void pd_hist_cb(void *ud, const struct pd_hist *h);
 int pd_bus_history(const char *from, const char *const *channels, uint32_t n, uint32_t limit,
                    pd_hist_cb *cb, void *ud);
 
-/** The per-user connection limit (lib/lua/conns.lua): `op` "open", "close"
- * or "refresh" of `conn_id` for `user` (all copied). cb (may be NULL) gets allowed, and
- * failed = 1 when Redis did not answer (then allowed is 1: fail open). */
+/** The per-user connection limit (lib/lua/conns.lua): a slot for `conn_id`
+ * of `user` (both copied). cb gets allowed, and failed = 1 when Redis did
+ * not answer (then allowed is 1: fail open). */
 typedef void pd_conns_cb(void *ud, int allowed, int failed);
-void pd_bus_conns(const char *op, const char *user, const char *conn_id, int limit,
-                  pd_conns_cb *cb, void *ud);
+void pd_bus_conns_open(const char *user, const char *conn_id, int limit, pd_conns_cb *cb,
+                       void *ud);
+/** Renews (`op` "refresh") or gives back ("close") `n` slots in one call:
+ * pairs[2i] the user, pairs[2i + 1] the connection id (all copied); fire
+ * and forget. */
+void pd_bus_conns_batch(const char *op, unsigned n, const char *const *pairs);
 
 /** Script calls on the command link not yet answered. */
 unsigned pd_bus_pending(void);

@@ -242,9 +242,9 @@ void pd_clients_shutdown(void)
   }
 }
 
-void pd_clients_refresh_limits(void)
+void pd_clients_refresh_limits(unsigned slice, unsigned nslices)
 {
   for (struct pd_client *c = all_head; c; c = c->next)
-    if (c->counted)
+    if (c->counted && c->serial % nslices == slice)
       pd_limit_refresh(c->who.sub, c->serial);
 }

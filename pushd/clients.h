@@ -38,7 +38,8 @@ uint32_t pd_clients_count(void);
 /** Calls tp's heartbeat (or shutdown) for each of its live clients. */
 void pd_clients_heartbeat(const struct pd_transport *tp);
 void pd_clients_shutdown(void);
-/** Renews every counted connection's limit slot in Redis. */
-void pd_clients_refresh_limits(void);
+/** Renews the limit slots in Redis of the counted connections whose serial
+ * is `slice` modulo `nslices` (all of them over nslices calls), in batches. */
+void pd_clients_refresh_limits(unsigned slice, unsigned nslices);
 
 #endif

@@ -13,6 +13,7 @@
 #include "channel.h"
 #include "clients.h"
 #include "http.h"
+#include "limit.h"
 #include "log.h"
 #include "loop.h"
 #include "master.h"
@@ -58,6 +59,8 @@ static void end_of_turn(void *ud)
     got_hup = 0;
     sortie_log_reopen();
   }
+  /* the connection slots given back or renewed this turn, in batches */
+  pd_limit_flush();
   if (stopping && pd_clients_count() == 0)
     drained = 1;
 }
@@ -108,10 +111,17 @@ static void tick_ws(struct sortie_timer *t)
   sortie_timer_arm(t, (uint64_t)cfg->push_ping_s * 1000);
 }
 
+/* Every connection's limit slot is renewed once per push.slot_renew_s, a
+ * sixth of them at each tick, so that a worker with thousands of streams
+ * never sends Redis all its renewals at once. */
+#define RENEW_SLICES 6
+
 static void tick_limits(struct sortie_timer *t)
 {
-  pd_clients_refresh_limits();
-  sortie_timer_arm(t, 60000);
+  static unsigned slice;
+  pd_clients_refresh_limits(slice, RENEW_SLICES);
+  slice = (slice + 1) % RENEW_SLICES;
+  sortie_timer_arm(t, (uint64_t)cfg->push_slot_renew_s * 1000 / RENEW_SLICES);
 }
 
 static void drain_deadline(struct sortie_timer *t)
@@ -210,7 +220,7 @@ static int run_worker(int id, void *ud)
   sortie_timer_init(&t_drain, loop, drain_deadline);
   sortie_timer_arm(&t_sse, (uint64_t)cfg->push_heartbeat_s * 1000);
   sortie_timer_arm(&t_ws, (uint64_t)cfg->push_ping_s * 1000);
-  sortie_timer_arm(&t_limits, 60000);
+  sortie_timer_arm(&t_limits, (uint64_t)cfg->push_slot_renew_s * 1000 / RENEW_SLICES);
   sortie_timer_arm(&t_trim, 5000);
   sortie_timer_arm(&t_jobs, 1000);
   if (id == 0)

@@ -1,22 +1,42 @@
 -- sortie-pushd: the per-user connection limit, counted across every daemon and
--- worker on this Redis. ARGV[4] 'open', 'refresh' or 'close', [5] user,
--- [6] connection id, [7] limit, [8] ttl (s). A connection counts until it is
--- closed or until its daemon stops refreshing it, so a crashed daemon's
--- connections stop counting after ttl. Returns {1} (allowed/done) or {0, n}.
-local op, user, conn = ARGV[4], ARGV[5], ARGV[6]
+-- worker on this Redis. A connection counts until it is closed or until its
+-- daemon stops renewing it, so a crashed daemon's connections stop counting
+-- after ttl.
+--   ARGV[4] 'open', [5] user, [6] connection id, [7] limit, [8] ttl (s):
+--   returns {1} (allowed) or {0, n} (n already open).
+--   ARGV[4] 'refresh' or 'close', [5] ttl, then (user, connection id) pairs:
+--   renews or gives back a batch of slots in one call (a worker with 10,000
+--   streams renews them all every minute and gives them all back when it
+--   stops; one call each made Redis answer late to everything else). A
+--   renewal does not bring back a slot already given back or expired.
+--   Returns {1}.
+local op = ARGV[4]
+local now = math.floor(now_ms() / 1000)
+if op == 'close' then
+  for i = 6, #ARGV - 1, 2 do
+    redis.call('ZREM', P .. 'conns:' .. ARGV[i], ARGV[i + 1])
+  end
+  return {1}
+end
+if op == 'refresh' then
+  local ttl = tonumber(ARGV[5])
+  local keys = {}
+  for i = 6, #ARGV - 1, 2 do
+    local key = P .. 'conns:' .. ARGV[i]
+    if not keys[key] then
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+      keys[key] = true
+    end
+    redis.call('ZADD', key, 'XX', now + ttl, ARGV[i + 1])
+  end
+  for key in pairs(keys) do
+    redis.call('EXPIRE', key, ttl)
+  end
+  return {1}
+end
+local user, conn = ARGV[5], ARGV[6]
 local limit, ttl = tonumber(ARGV[7]), tonumber(ARGV[8])
 local key = P .. 'conns:' .. user
-if op == 'close' then
-  redis.call('ZREM', key, conn)
-  return {1}
-end
-local now = math.floor(now_ms() / 1000)
-if op == 'refresh' then
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  redis.call('ZADD', key, 'XX', now + ttl, conn)
-  redis.call('EXPIRE', key, ttl)
-  return {1}
-end
 -- counted among the live ones (score past now) without pruning first, so a
 -- refusal writes nothing
 local mine = redis.call('ZSCORE', key, conn)

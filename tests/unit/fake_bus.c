@@ -415,15 +415,20 @@ int pd_bus_history(const char *from, const char *const *channels, uint32_t n, ui
   return 0;
 }
 
-void pd_bus_conns(const char *op, const char *user, const char *conn_id, int limit,
-                  pd_conns_cb *cb, void *ud)
+void pd_bus_conns_open(const char *user, const char *conn_id, int limit, pd_conns_cb *cb,
+                       void *ud)
 {
-  (void)op;
   (void)user;
   (void)conn_id;
   (void)limit;
-  if (cb)
-    cb(ud, 1, 0);
+  cb(ud, 1, 0);
+}
+
+void pd_bus_conns_batch(const char *op, unsigned n, const char *const *pairs)
+{
+  (void)op;
+  (void)n;
+  (void)pairs;
 }
 
 unsigned pd_bus_pending(void)
