@@ -13,8 +13,8 @@
 # Environment (defaults): BENCH_PORT=19480 (Apache; pushd +1, Redis +2),
 # BENCH_SECONDS=10 (per measurement), BENCH_IDLE=5000 (idle connections),
 # BENCH_WORKERS=2 (pushd workers), BENCH_MANY=50000 (idle subscribers held
-# at once, with BENCH_MANY_WORKERS=4 workers), BENCH_OUT=bench/results (where
-# the raw output goes).
+# at once, with BENCH_MANY_WORKERS=4 workers, over BENCH_MANY_TRANSPORTS="sse
+# ws"), BENCH_OUT=bench/results (where the raw output goes).
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
@@ -167,6 +167,7 @@ many_idle() {
   sleep 6
   rss_before=$(pushd_rss)
   tcp_before=$(tcp_mem_kib)
+  nstat -n >/dev/null 2>&1
   i=0
   while [ $i -lt $procs ]; do
     k=$per
@@ -197,8 +198,13 @@ many_idle() {
     i=$((i + 1))
   done
   grep -h 'fanout:' "$RUN"/many*.out | sort | uniq -c | head -5 | tee -a "$report"
+  # why connections ended early: the kernel's counters over the step (a full
+  # accept queue, resets, aborts) and the daemon's own (refusals, cut-offs)
+  say "many idle $t: kernel: $(nstat 2>/dev/null | awk '/ListenOverflows|ListenDrops|EstabResets|AbortOn|DeferAccept/ { printf "%s=%s ", $1, $2 }')"
+  say "many idle $t: log: $(awk '$2 != "info" { $1 = ""; $4 = ""; print }' "$RUN/log/sortie.log" 2>/dev/null | cut -c1-90 | sort | uniq -c | sort -rn | head -3 | tr '\n' ';')"
+  say "many idle $t: pushd: $(curl -s "http://127.0.0.1:$PUSH_PORT/metrics" | awk '/^sortie_pushd_(refused|slow_consumer)/ { printf "%s=%s ", $1, $2 }')"
   rm -f "$RUN"/many*
-  say "many idle $t: $MANY connections from $procs client processes to $MANY_WORKERS workers: subscribed $1, refused or dropped $2; pushd /health connections {$conns}; workers' RSS $rss_before KiB -> $rss_after KiB ($(( (rss_after - rss_before) * 1024 / (${1:-0} + 1) )) bytes each); kernel slab, TCP buffers (KiB) $tcp_before -> $tcp_after"
+  say "many idle $t: $MANY connections from $procs client processes to $MANY_WORKERS workers: subscribed $1, refused or dropped $2, neither within 120 s $((MANY - $1 - $2)); pushd /health connections {$conns}; workers' RSS $rss_before KiB -> $rss_after KiB ($(( (rss_after - rss_before) * 1024 / (${1:-0} + 1) )) bytes each); kernel slab, TCP buffers (KiB) $tcp_before -> $tcp_after"
   SORTIE_QUIET=1 sh "$here/tools/stack.sh" pushd-stop
   SORTIE_QUIET=1 sh "$here/tools/stack.sh" pushd-start
 }
@@ -222,8 +228,9 @@ firelat() {
 if [ "$what" = all ] || [ "$what" = many ]; then
   say ""
   say "## $MANY idle subscribers at once"
-  many_idle sse
-  many_idle ws
+  for t in ${BENCH_MANY_TRANSPORTS:-sse ws}; do
+    many_idle "$t"
+  done
 fi
 
 if [ "$what" = all ] || [ "$what" = fire ]; then
