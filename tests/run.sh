@@ -12,7 +12,8 @@
 # counts each parameter of those as a test); every tests/fuzz/fuzz_*.c is a
 # replay program that must run over tests/fuzz/corpus/<name>/ (and
 # tests/fuzz/seeds/<name>/ if there is one) without a crash, one test each;
-# and the browser run must account for every test( in tests/browser/*.test.mjs.
+# the browser run must account for every test( in tests/browser/*.test.mjs; and
+# tests/contract.sh checks the contract table (one test).
 # A program that is missing, ends without a report or reports fewer tests
 # counts each missing test as failed. A filter that matches nothing fails.
 #   BUILD=build sh tests/run.sh [NAME-FILTER]
@@ -180,6 +181,18 @@ for suite in $suites; do
     done
   fi
 done
+
+# the contract table (tests/CONTRACT.md) names a test for every documented
+# behaviour, and every test it names exists: one test
+if [ "${SORTIE_SUITE:-}" != faults ] && wanted contract; then
+  matched=$((matched + 1))
+  echo "== contract"
+  if sh "$here/tests/contract.sh" "$here"; then
+    passed=$((passed + 1))
+  else
+    fail contract 1 "tests/CONTRACT.md is incomplete or names a test that does not exist (above)"
+  fi
+fi
 
 # browser tests (tests/browser), when their runner is there
 if [ "${SORTIE_SUITE:-}" != faults ] && [ -f "$here/tests/browser/run.sh" ] &&
