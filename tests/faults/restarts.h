@@ -4,6 +4,17 @@
  * with the same Idempotency-Key until a final answer; a /health watcher; and
  * the counts each test prints (one COUNTS line) and asserts on.
  *
+ * The end of a run is a marker, not a quiet window: once every fire has its
+ * final answer, rs_end() takes the fire count (the target) and publishes one
+ * more event on the channel (type RS_MARK_TYPE, by POST /api/publish: not a
+ * fire, so the fire counts stay the fires' own, and the mission history's
+ * count leaves it out; the COUNTS line says end_marker=<clients that got
+ * it>/<clients>). Every fire_count_update comes before it in the channel's
+ * order, so a client reads until it has the marker (bounded only by the run's
+ * deadline: a marker that never comes is a failure), and a duplicate pushd
+ * sends before the marker, however late, is counted. (One sent after it, with
+ * nothing to follow, no client can tell from a slow server.)
+ *
  * Threads: every function named rs_*_main runs in a thread of its own and
  * never asserts; the test's main thread reads what they recorded after joining
  * them, and only it calls Criterion. Every thread ends by itself: at its goal,
@@ -30,6 +41,8 @@ struct rs_run {
   char cursor0[64];     /* the cursor before the first fire */
   long long deadline;   /* pc_now() past which every thread gives up */
   atomic_long target;   /* the last count to expect; 0 while fires go on */
+  char marker_id[64];   /* the end marker's id; "" until it is published */
+  int marker_tries;     /* POST /api/publish attempts it took */
   atomic_int stop;      /* every thread: stop now */
 };
 
@@ -69,6 +82,9 @@ struct rs_ev {
   long long ms, seq;
 };
 
+/* the end marker's type (published by rs_end, data {"run":"<signal>"}) */
+#define RS_MARK_TYPE "rs_end"
+
 struct rs_client {
   enum rs_kind kind;
   int idx;
@@ -84,6 +100,8 @@ struct rs_client {
   int refused;         /* attempts that got no stream: refused, reset, non-200 */
   int resets;          /* reset messages */
   int bad;             /* messages that were neither events nor expected control */
+  int marked;          /* the end marker came: the client stops reading there */
+  struct rs_ev mark;   /* its id (count 0) */
   atomic_int ready;    /* the first connection is up */
   long long first_connect_ms; /* how long the first connection took */
   pthread_t th;
@@ -95,7 +113,16 @@ RS long rs_take_envelope(struct rs_client *c, const char *text)
   json_object *o = json_tokener_parse(text);
   const char *type = jget_str(o, "type"), *id = jget_str(o, "id");
   long count = 0;
-  if (type && strcmp(type, "fire_count_update") == 0 && id) {
+  if (c->marked) {
+    /* the client stops at the marker: nothing after it is recorded */
+  } else if (type && strcmp(type, RS_MARK_TYPE) == 0 && id) {
+    const char *run = jget_str(o, "data.run");
+    if (run == NULL || strcmp(run, c->run->signal) != 0 ||
+        rs_id_parse(id, &c->mark.ms, &c->mark.seq) < 0)
+      c->bad++;
+    else
+      c->marked = 1;
+  } else if (type && strcmp(type, "fire_count_update") == 0 && id) {
     struct rs_ev e = {.count = (long)jget_int(o, "data.count")};
     if (rs_id_parse(id, &e.ms, &e.seq) < 0)
       c->bad++;
@@ -118,11 +145,10 @@ RS long rs_take_envelope(struct rs_client *c, const char *text)
   return count;
 }
 
-/* the client has everything once the target is known and its last event is it */
+/* the client has everything once the end marker came */
 static int rs_done(struct rs_client *c)
 {
-  long t = atomic_load(&c->run->target);
-  return t > 0 && c->nev > 0 && c->ev[c->nev - 1].count >= t;
+  return c->marked;
 }
 
 static int rs_give_up(struct rs_client *c)
@@ -160,10 +186,10 @@ static void rs_sse(struct rs_client *c)
     }
     rs_note_connect(c, t0);
     size_t seen = 0;
-    long long tail = 0; /* once done: read a little more, to see a duplicate */
-    while (!rs_give_up(c)) {
+    while (!rs_give_up(c) && !rs_done(c)) {
+      /* 300 ms: how often the deadline and stop flag are looked at */
       sse_read_msgs(s, seen + 1, 300);
-      for (; seen < s->nmsgs; seen++) {
+      for (; seen < s->nmsgs && !rs_done(c); seen++) {
         const struct sse_msg *m = &s->msgs[seen];
         if (m->data)
           rs_take_envelope(c, m->data);
@@ -171,10 +197,6 @@ static void rs_sse(struct rs_client *c)
           snprintf(c->cursor, sizeof c->cursor, "%s", m->id);
       }
       if (s->closed)
-        break;
-      if (rs_done(c) && tail == 0)
-        tail = pc_now() + 300;
-      if (tail && pc_now() > tail)
         break;
     }
     sse_close(s);
@@ -205,16 +227,12 @@ static void rs_ws(struct rs_client *c)
       continue;
     }
     rs_note_connect(c, t0);
-    long long tail = 0;
-    while (!rs_give_up(c)) {
+    while (!rs_give_up(c) && !rs_done(c)) {
+      /* 300 ms: how often the deadline and stop flag are looked at */
       const char *t = ws_next_text(w, 300);
       if (t)
         rs_take_envelope(c, t);
       else if (w->closed || w->close_code >= 0)
-        break;
-      if (rs_done(c) && tail == 0)
-        tail = pc_now() + 300;
-      if (tail && pc_now() > tail)
         break;
     }
     ws_close(w);
@@ -230,7 +248,10 @@ static void rs_poll(struct rs_client *c)
     char *path = strf("%s/poll?channels=%s&cursor=%s&timeout=3", c->prefix, c->run->channel,
                       c->cursor[0] ? c->cursor : c->run->cursor0);
     struct pc_resp r;
-    int rc = pc_get(c->base, path, auth, &r, 6000);
+    /* the poll answers within its 3 s (at once when events wait); 30 s only
+     * turns a hung poll into a failed one (counted refused, then retried from
+     * the same cursor), on however slow a machine */
+    int rc = pc_get(c->base, path, auth, &r, 30000);
     free(path);
     if (rc < 0 || r.status != 200) {
       c->refused++;
@@ -241,7 +262,7 @@ static void rs_poll(struct rs_client *c)
     rs_note_connect(c, t0);
     char **items = NULL;
     long n = pc_json_raw_items(r.body, "events", &items);
-    for (long i = 0; i < n; i++)
+    for (long i = 0; i < n && !rs_done(c); i++)
       rs_take_envelope(c, items[i]);
     if (n > 0)
       pc_strv_free(items, n);
@@ -334,9 +355,10 @@ RS void rs_clients_free(struct rs_client *cs, int n)
   free(cs);
 }
 
-/* What the clients got, against counts 1..target. */
+/* What the clients got before the end marker, against counts 1..target. */
 struct rs_tally {
   int clients, complete;
+  int marked;          /* clients that got the end marker */
   long min_delivered;  /* the fewest distinct counts a client got */
   long lost, dup;      /* summed over clients */
   long order;          /* events not after the one before (id or count) */
@@ -369,12 +391,19 @@ RS struct rs_tally rs_tally(const struct rs_client *cs, int n, long target)
           order++;
       }
     }
+    /* the marker after the last event, as it was published */
+    if (c->marked && c->nev > 0) {
+      const struct rs_ev *p = &c->ev[c->nev - 1];
+      if (c->mark.ms < p->ms || (c->mark.ms == p->ms && c->mark.seq <= p->seq))
+        order++;
+    }
+    t.marked += c->marked;
     if (distinct < t.min_delivered)
       t.min_delivered = distinct;
     t.lost += target - distinct;
     t.dup += dup;
     t.order += order;
-    t.complete += distinct == target && dup == 0 && order == 0;
+    t.complete += distinct == target && dup == 0 && order == 0 && c->marked;
     t.resets += c->resets;
     t.bad += c->bad;
     if (c->kind == RS_POLL)
@@ -395,7 +424,7 @@ RS void rs_first_incomplete(const struct rs_client *cs, int n, long target, char
   snprintf(out, len, "none");
   for (int i = 0; i < n; i++) {
     const struct rs_client *c = &cs[i];
-    int ok = c->nev == (size_t)target;
+    int ok = c->marked && c->nev == (size_t)target;
     for (size_t k = 0; ok && k < c->nev; k++)
       ok = c->ev[k].count == (long)k + 1;
     if (ok)
@@ -404,9 +433,9 @@ RS void rs_first_incomplete(const struct rs_client *cs, int n, long target, char
     while (k < c->nev && c->ev[k].count == (long)k + 1)
       k++;
     snprintf(out, len, "client %d (%s): %zu events, first wrong at #%zu (count %ld), last %ld, "
-             "connects %d, resets %d", i, rs_kind_name[c->kind], c->nev, k,
+             "connects %d, resets %d, %s", i, rs_kind_name[c->kind], c->nev, k,
              k < c->nev ? c->ev[k].count : -1L, c->nev ? c->ev[c->nev - 1].count : -1L,
-             c->connects, c->resets);
+             c->connects, c->resets, c->marked ? "then the end marker" : "no end marker");
     return;
   }
 }
@@ -575,17 +604,23 @@ RS long rs_fire_count(const struct rs_run *run)
 }
 
 /* the mission's history in Redis holds fire counts 1..n in order: returns
- * how many of them do (the length of the good prefix) */
+ * how many of them do (the length of the good prefix); the end marker (the
+ * last entry once rs_end ran) is neither counted in *total nor a break */
 RS long rs_history_good(const struct rs_run *run, long *total)
 {
   json_object *h = rstream(run->channel);
-  long good = 0, n = (long)json_object_array_length(h);
-  *total = n;
+  long good = 0, n = (long)json_object_array_length(h), bad = 0;
+  *total = 0;
   for (long i = 0; i < n; i++) {
     json_object *e = json_object_array_get_idx(h, (size_t)i);
-    if (jget_int(e, "data.count") != good + 1)
-      break;
-    good++;
+    const char *type = jget_str(e, "type");
+    if (type && strcmp(type, RS_MARK_TYPE) == 0)
+      continue;
+    ++*total;
+    if (!bad && jget_int(e, "data.count") == good + 1)
+      good++;
+    else
+      bad = 1;
   }
   json_object_put(h);
   return good;
@@ -692,6 +727,33 @@ RS void rs_run_init(struct rs_run *run, long long budget_ms)
   atomic_init(&run->stop, 0);
 }
 
+/* Every fire has its final answer (the fire threads were joined): the target
+ * is the signal's fire count, and the end marker is published after it on the
+ * channel (retried until it is acknowledged: a publish whose answer was lost
+ * may come twice, and a client stops at the first). ok 0 (the run could not
+ * start): every thread stops instead. */
+RS void rs_end(struct rs_run *run, int ok)
+{
+  if (!ok) {
+    atomic_store(&run->stop, 1);
+    return;
+  }
+  atomic_store(&run->target, rs_fire_count(run));
+  char *data = strf("{\"run\":\"%s\"}", run->signal);
+  while (!run->marker_id[0] && pc_now() < run->deadline) {
+    char *id = publish_id(run->channel, RS_MARK_TYPE, data);
+    run->marker_tries++;
+    if (id)
+      snprintf(run->marker_id, sizeof run->marker_id, "%s", id);
+    else
+      pc_sleep_ms(200);
+    free(id);
+  }
+  free(data);
+  if (!run->marker_id[0]) /* nothing to wait for: the clients stop, the checks fail */
+    atomic_store(&run->stop, 1);
+}
+
 /* ---- the counts ---- */
 
 struct rs_counts {
@@ -721,18 +783,19 @@ RS struct rs_counts rs_count(const char *name, struct rs_run *run, struct rs_fir
           "transport error=%d, of them replays=%d; attempts=%d 503=%d transport=%d other=%d "
           "unanswered=%d) history=%ld/%ld clients=%d(sse=%d,ws=%d,poll=%d) "
           "complete=%d/%d delivered_each_min=%ld/%ld lost=%ld dup=%ld order_err=%ld resets=%d "
-          "bad=%d stream_connects=%d poll_answers=%d refused=%d %s\n",
+          "bad=%d stream_connects=%d poll_answers=%d refused=%d end_marker=%d/%d %s\n",
           name, k.sent, k.acked, k.in_redis, k.fire_count, k.after_503, k.replayed,
           atomic_load(&fg->attempts), atomic_load(&fg->n503), atomic_load(&fg->ntransport),
           atomic_load(&fg->nother), k.not_final, k.history_good, k.history, n, nk[0], nk[1],
           nk[2], k.t.complete, n, k.t.min_delivered, target, k.t.lost, k.t.dup, k.t.order,
-          k.t.resets, k.t.bad, k.t.connects, k.t.polls, k.t.refused, extra ? extra : "");
+          k.t.resets, k.t.bad, k.t.connects, k.t.polls, k.t.refused, k.t.marked, n,
+          extra ? extra : "");
   return k;
 }
 
 /* the assertions every restart test makes: every fire answered, every 201 in
  * Redis, the count and the history agree, every client got 1..count once, in
- * order */
+ * order, and then the end marker */
 RS void rs_assert_nothing_lost(const struct rs_counts *k, const struct rs_run *run,
                                const struct rs_client *cs, int n)
 {
@@ -752,6 +815,8 @@ RS void rs_assert_nothing_lost(const struct rs_counts *k, const struct rs_run *r
   cr_assert_eq(k->t.order, 0, "%ld events out of order; %s", k->t.order, why);
   cr_assert_eq(k->t.resets, 0, "%d resets", k->t.resets);
   cr_assert_eq(k->t.bad, 0, "%d unexpected messages", k->t.bad);
+  cr_assert(run->marker_id[0], "the end marker was not published (%d tries)", run->marker_tries);
+  cr_assert_eq(k->t.marked, n, "%d of %d clients got the end marker; %s", k->t.marked, n, why);
   cr_assert_eq(k->t.complete, n, "%d of %d clients complete; %s", k->t.complete, n, why);
 }
 
@@ -791,9 +856,7 @@ RS struct rs_counts rs_redis_restart(const char *name, int kill9, struct rs_run 
     acked_at_start = atomic_load(&fg->acked);
   }
   rs_fires_join(fg);
-  atomic_store(&run->target, up == N ? rs_fire_count(run) : 0);
-  if (up != N)
-    atomic_store(&run->stop, 1);
+  rs_end(run, up == N);
   rs_clients_join(cs, N);
   rs_health_stop(h);
   cr_assert_eq(up, N, "only %d of %d clients connected", up, N);

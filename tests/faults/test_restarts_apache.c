@@ -2,9 +2,10 @@
  * graceful` sends), twice, in the middle of fires and of SSE, WebSocket and
  * long-poll clients that all go through Apache's /push/ prefix: no
  * acknowledged fire is lost (fires answered with a transport error or a 5xx are
- * retried with their Idempotency-Key), and every stream ends with every fire
- * count once, in order (reconnecting with its cursor if Apache cut it). One
- * Test: it restarts the world's Apache. */
+ * retried with their Idempotency-Key), and every stream gets every fire count
+ * once, in order, then the end marker published after the last fire
+ * (reconnecting with its cursor if Apache cut it). One Test: it restarts the
+ * world's Apache. */
 #include "restarts.h"
 
 SORTIE_WORLD_CONF("history.maxlen = 5000\n");
@@ -34,9 +35,7 @@ Test(restarts, apache_graceful_restart_mid_fires_and_streams)
     alive = pid > 0 && kill(pid, 0) == 0;
   }
   rs_fires_join(fg);
-  atomic_store(&run.target, up == N ? rs_fire_count(&run) : 0);
-  if (up != N)
-    atomic_store(&run.stop, 1);
+  rs_end(&run, up == N);
   rs_clients_join(cs, N);
   rs_health_stop(hp);
   rs_health_stop(ha);

@@ -1,8 +1,9 @@
 /* Issue 9, item 3: `kill -9` of sortie-pushd (master and workers at once) in
  * the middle of 1,000 fires followed by 100 clients over SSE, WebSocket and
  * long-poll on one mission channel; the daemon is started again and every
- * client, coming back with its cursor, ends with fire counts 1..1000 once, in
- * order. One Test: it kills the world's daemon. */
+ * client, coming back with its cursor, gets fire counts 1..1000 once, in
+ * order, then the end marker published after the last fire. One Test: it
+ * kills the world's daemon. */
 #include "restarts.h"
 
 SORTIE_WORLD_CONF("history.maxlen = 5000\n");
@@ -35,10 +36,8 @@ Test(restarts, kill9_pushd_mid_fires_every_client_resumes)
     down_ms = pc_now() - t0;
     acked_at_restart = atomic_load(&fg->acked);
     rs_fires_join(fg);
-    atomic_store(&run.target, rs_fire_count(&run));
-  } else {
-    atomic_store(&run.stop, 1);
   }
+  rs_end(&run, up == CLIENTS);
   rs_clients_join(cs, CLIENTS);
   rs_health_stop(h);
   cr_assert_eq(up, CLIENTS, "only %d of %d clients connected", up, CLIENTS);

@@ -80,9 +80,7 @@ Test(restarts, redis_sigstop_10s_mid_fires_loses_nothing, .fini = cont_redis)
         rs_client_launch(&cs[i]);
   }
   rs_fires_join(fg);
-  atomic_store(&run.target, up == N - 5 ? rs_fire_count(&run) : 0);
-  if (up != N - 5)
-    atomic_store(&run.stop, 1);
+  rs_end(&run, up == N - 5);
   rs_clients_join(cs, N);
   rs_health_stop(h);
   cr_assert_eq(up, N - 5, "only %d of %d clients connected", up, N - 5);
