@@ -45,6 +45,10 @@ PUSHD_SRC = $(wildcard pushd/*.c)
 PUSHD_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(PUSHD_SRC))
 PUSHD    = $(BUILD)/bin/sortie-pushd
 PROGRAMS = $(CGI_BINS) $(TOOLS) $(PUSHD)
+# man pages: each man/*.in through man/confman (see below)
+MAN_IN    = $(wildcard man/*.in)
+MAN_PAGES = $(patsubst man/%.in,$(BUILD)/man/%,$(MAN_IN))
+CONFMAN   = $(BUILD)/man/confman
 
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
@@ -58,7 +62,7 @@ REPLAY_BINS = $(patsubst tests/fuzz/%.c,$(BUILD)/tests/fuzz/%,$(REPLAY_SRC))
 HARNESS_OBJ = $(BUILD)/tests/harness.o $(BUILD)/tests/pushclient.o
 
 .PHONY: all deps run start stop test faults san clean install help tests bench screenshots
-all: $(PROGRAMS)
+all: $(PROGRAMS) $(MAN_PAGES)
 
 help:
 	@echo "make            build everything into $(BUILD)/"
@@ -67,7 +71,7 @@ help:
 	@echo "make test       install what is missing, build, run every test (and replay the fuzz corpora)"
 	@echo "make faults     the fault tests: Redis, daemon and Apache killed, paused, restarted (counts)"
 	@echo "make san        the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer"
-	@echo "make install    install into DESTDIR/PREFIX (default /usr/local)"
+	@echo "make install    install into DESTDIR/PREFIX (default /usr/local), man pages included"
 	@echo "make clean      remove $(BUILD)/ and build-san/"
 
 deps:
@@ -110,6 +114,18 @@ $(BUILD)/pushd/%.o: pushd/%.c $(BUILD)/gen/sortie_lua.h
 $(PUSHD): $(PUSHD_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $(PUSHD_OBJ) $(LIBA) $(LIBS_PUSH) $(LIBS_CORE) $(LDFLAGS)
+
+# ---- man pages ----
+# man/confman (built here, never installed) copies a page's source, putting in
+# the version and, for sortie.conf(5), one entry per key of lib/cfg.c's table
+# (name, description, default, range), so the page cannot drift from the code.
+# View one with `man -l $(BUILD)/man/sortie.conf.5`.
+$(CONFMAN): man/confman.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LIBA) $(LIBS_CORE) $(LDFLAGS)
+
+$(BUILD)/man/%: man/%.in $(CONFMAN)
+	$(CONFMAN) $< >$@.tmp && mv $@.tmp $@
 
 # ---- benchmarks ----
 BENCH_BINS = $(BUILD)/bench/fanout $(BUILD)/bench/firelat $(BUILD)/bench/publish $(BUILD)/bench/hello \
@@ -166,7 +182,7 @@ $(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/rep
                             $(REPLAY_PUSHD_OBJ) $(LIBA)
 	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIBA) $(LIBS_CORE) $(LDFLAGS)
 
-tests: $(PROGRAMS) $(UNIT_BINS) $(INT_BINS) $(REPLAY_BINS)
+tests: $(PROGRAMS) $(MAN_PAGES) $(UNIT_BINS) $(INT_BINS) $(REPLAY_BINS)
 
 test: deps
 	@$(MAKE) --no-print-directory tests
@@ -207,6 +223,11 @@ install: all
 	install -m 755 $(EP_BINS) $(DESTDIR)$(PREFIX)/lib/sortie/cgi-bin/
 	cp -R www/. $(DESTDIR)$(PREFIX)/share/sortie/www/
 	cp -R conf/. $(DESTDIR)$(PREFIX)/share/sortie/conf/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+	  $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 644 $(filter %.1,$(MAN_PAGES)) $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 $(filter %.5,$(MAN_PAGES)) $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 644 $(filter %.8,$(MAN_PAGES)) $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
 	rm -rf $(BUILD) build-san

@@ -94,4 +94,18 @@ int sortie_cfg_set(struct sortie_cfg *c, const char *key, const char *value, cha
 /** Releases what sortie_cfg_load_secrets() allocated. */
 void sortie_cfg_free(struct sortie_cfg *c);
 
+/* One row of the key table, as sortie.conf(5) documents it (man/confman.c
+ * writes the page from these, tests/unit/test_man.c checks it). */
+struct sortie_cfg_keyinfo {
+  const char *name; /* "redis.port" */
+  int is_int;       /* 1: a whole number from min to max; 0: a string */
+  const char *def;  /* the default, as text ("" for none) */
+  long min, max;    /* whole numbers */
+  size_t maxlen;    /* strings: the longest value, in bytes */
+  const char *desc; /* one or two sentences, plain text */
+};
+/** Fills `out` with the i-th key (0-based, in the table's order); -1 past the
+ * last one. */
+int sortie_cfg_key(size_t i, struct sortie_cfg_keyinfo *out);
+
 #endif

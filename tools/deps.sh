@@ -3,7 +3,9 @@
 # missing, without letting their system services start. Called by `make run`,
 # `make test` and .ci/run; safe to run again and again.
 #
-#   tools/deps.sh            build + run + test packages
+#   tools/deps.sh            build + run + test packages (groff-base: test_man
+#                            renders each man page to catch roff mistakes; the
+#                            pages themselves are built without it)
 #   tools/deps.sh --browser  also Chromium and playwright-core (browser tests)
 #   tools/deps.sh --bench    also what the benchmarks need (wrk; Flask, redis-py
 #                            and gunicorn for the peer of bench/peer/; nginx-light
@@ -14,7 +16,8 @@ PKGS="make gcc clang pkg-config libc6-dev
 libfcgi-dev libfcgi-bin libhiredis-dev libjson-c-dev libjwt-dev libssl-dev
 libmicrohttpd-dev libwslay-dev
 apache2 libapache2-mod-fcgid redis-server
-libcriterion-dev libcurl4-openssl-dev curl ca-certificates"
+libcriterion-dev libcurl4-openssl-dev curl ca-certificates
+groff-base"
 
 want_browser=0
 want_bench=0
