@@ -7,6 +7,12 @@
 #   tools/stack.sh run     start, print the URL, stop on Ctrl-C
 #   tools/stack.sh start   start in the background and print where things are
 #   tools/stack.sh stop    stop what `start` started (by the pids it recorded)
+#
+# A start that fails half-way (a port taken, a server that dies, a config it
+# refuses, Ctrl-C) stops what it had started, by pid, and leaves the reason in
+# $RUN/start-failed (the step, why, the last lines of that step's logs, and
+# the pids it stopped), printed on stderr too; it exits 1. `stop` after that is
+# harmless, and the next `start` removes the file.
 #   tools/stack.sh pushd-stop | pushd-start   just the push daemon (tests)
 #   tools/stack.sh apache-stop | apache-start just Apache (benchmarks)
 #   tools/stack.sh api-restart               just the FastCGI pool, which reads
@@ -35,15 +41,114 @@ die() { echo "stack: $*" >&2; exit 1; }
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-# waits up to $2 tenths of a second for command $1 to succeed
+# waits up to $2 tenths of a second for command $1 to succeed; gives up at once
+# when process $3 (if given) has ended
 wait_for() {
   n=0
   while ! eval "$1" >/dev/null 2>&1; do
     n=$((n + 1))
     [ $n -ge "$2" ] && return 1
+    if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then
+      return 1
+    fi
     sleep 0.1
   done
   return 0
+}
+
+# health checks: a port held by something that never answers must not hang us
+health() { curl -fsS --max-time 2 "http://127.0.0.1:$1/health"; }
+
+# ---- a start that fails stops what it started ----
+# set while do_start runs; step is what it is doing (named in start-failed)
+starting=0
+step=""
+# "name pid" lines: every process this start launched or found in a pid file it
+# had its servers write, so that what it started can be stopped and named
+started=""
+
+note_pid() {
+  [ -n "$2" ] || return 0
+  case "$started" in *" $2
+"*) return 0 ;; esac
+  started="$started$1 $2
+"
+}
+
+# notes the pid in pid file $2 as server $1's
+note_pidfile() {
+  [ -s "$2" ] && note_pid "$1" "$(cat "$2" 2>/dev/null)"
+  return 0
+}
+
+# fail STEP MESSAGE LOG...: a server did not start. Outside a full start (the
+# single-server verbs), just says so; inside one, stops what the start started,
+# writes $RUN/start-failed and exits 1.
+fail() {
+  f_step=$1 f_why=$2
+  shift 2
+  if [ "$starting" != 1 ]; then
+    die "$f_why (see $*)"
+  fi
+  start_failed "$f_step" "$f_why" "$@"
+}
+
+start_failed() {
+  starting=0
+  trap - EXIT INT TERM HUP
+  sf_step=$1 sf_why=$2
+  shift 2
+  # whatever wrote a pid file by now is this start's (stale ones were removed)
+  note_pidfile feed "$RUN/feed.pid"
+  note_pidfile apache "$RUN/apache/httpd.pid"
+  note_pidfile pushd "$RUN/pushd.pid"
+  note_pidfile api "$RUN/api.pid"
+  note_pidfile redis "$RUN/redis/redis.pid"
+  stop_pid "$RUN/feed.pid"
+  stop_pid "$RUN/apache/httpd.pid"
+  stop_pid "$RUN/pushd.pid"
+  stop_pid "$RUN/api.pid"
+  stop_pid "$RUN/redis/redis.pid"
+  # and those that died or hung before writing theirs
+  echo "$started" | while read -r name p; do
+    if [ -n "$p" ]; then stop_proc "$p"; fi
+  done
+  rm -f "$RUN/api.sock"
+  out="$RUN/start-failed"
+  {
+    echo "step: $sf_step"
+    echo "why: $sf_why"
+    echo "when: $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
+    for l in "$@"; do
+      [ -s "$l" ] || continue
+      echo "log: $l (its last 15 lines)"
+      tail -n 15 "$l" | sed 's/^/  /'
+    done
+    echo "$started" | while read -r name p; do
+      [ -n "$p" ] || continue
+      if kill -0 "$p" 2>/dev/null; then
+        echo "still running: $name $p"
+      else
+        echo "stopped: $name $p"
+      fi
+    done
+  } >"$out.tmp" 2>/dev/null
+  mv -f "$out.tmp" "$out"
+  echo "stack: the start failed at step $sf_step: $sf_why" >&2
+  echo "stack: what it had started is stopped; the reason is in $out:" >&2
+  sed 's/^/  /' "$out" >&2
+  exit 1
+}
+
+# the EXIT trap of do_start: a command that failed (set -e) or a signal
+start_exit() {
+  rc=$1
+  [ "$starting" = 1 ] || return 0
+  [ "$rc" != 0 ] || rc=1
+  why="a command failed (exit $rc)"
+  [ "${interrupted:-0}" = 1 ] && why="interrupted by a signal"
+  start_failed "$step" "$why" "$RUN/log/sortie.log" "$RUN/log/pushd.log" \
+    "$RUN/log/apache-error.log" "$RUN/log/redis.log"
 }
 
 # kills the process in pidfile $1 (TERM, then KILL after 5 s) and waits for
@@ -53,7 +158,14 @@ wait_for() {
 stop_pid() {
   f=$1
   [ -f "$f" ] || return 0
-  p=$(cat "$f")
+  stop_proc "$(cat "$f" 2>/dev/null)"
+  rm -f "$f"
+}
+
+# the same for process $1
+stop_proc() {
+  p=$1
+  case "$p" in '' | *[!0-9]*) return 0 ;; esac
   pg=$(ps -o pgid= -p "$p" 2>/dev/null | tr -d ' ')
   if kill -0 "$p" 2>/dev/null; then
     kill -TERM "$p" 2>/dev/null || true
@@ -67,7 +179,7 @@ stop_pid() {
     sleep 0.5
     kill -KILL "-$pg" 2>/dev/null || true
   fi
-  rm -f "$f"
+  return 0
 }
 
 do_stop() {
@@ -79,7 +191,12 @@ do_stop() {
   # servers a test started beside the stack (a replica, sentinels)
   for f in "$RUN"/extra/*.pid; do stop_pid "$f"; done
   stop_pid "$RUN/redis/redis.pid"
-  say "stopped the stack in $RUN"
+  rm -f "$RUN/api.sock"
+  if [ -f "$RUN/start-failed" ]; then
+    say "stopped the stack in $RUN (its last start failed: $RUN/start-failed says why)"
+  else
+    say "stopped the stack in $RUN"
+  fi
 }
 
 write_conf() {
@@ -114,26 +231,35 @@ start_apache() {
   fi
   SORTIE_RUN="$RUN" SORTIE_PORT="$PORT" SORTIE_WWW="$RUN/www" SORTIE_CONF_DIR="$here/conf" \
     SORTIE_API_SOCKET="$RUN/api.sock" SORTIE_PUSH_ADDR="127.0.0.1:$PUSH_PORT" \
-    "$APACHE" -d "$RUN/apache" -f "$here/conf/apache/httpd.conf" $as_root $mode -k start ||
-    die "apache did not start (see $RUN/log/apache-error.log)"
-  wait_for "curl -fsS http://127.0.0.1:$PORT/health" 100 ||
-    die "apache did not serve /health on port $PORT (see $RUN/log/apache-error.log)"
+    "$APACHE" -d "$RUN/apache" -f "$here/conf/apache/httpd.conf" $as_root $mode -k start \
+    >"$RUN/log/apache-start.log" 2>&1 ||
+    fail apache "apache did not start" "$RUN/log/apache-start.log" "$RUN/log/apache-error.log"
+  note_pidfile apache "$RUN/apache/httpd.pid"
+  wait_for "health $PORT" 100 ||
+    fail apache "apache did not serve /health on port $PORT" "$RUN/log/apache-start.log" \
+      "$RUN/log/apache-error.log"
 }
 
 # the FastCGI pool
 start_api() {
   setsid "$BUILD/cgi-bin/sortie-api" -c "$RUN/sortie.conf" -s "$RUN/api.sock" -n "$WORKERS" \
     -p "$RUN/api.pid" -m 666 </dev/null >>"$RUN/log/sortie.log" 2>&1 &
-  wait_for "test -S '$RUN/api.sock' && test -s '$RUN/api.pid'" 100 ||
-    die "the FastCGI pool did not start (see $RUN/log/sortie.log)"
+  api_pid=$!
+  note_pid api "$api_pid"
+  wait_for "test -S '$RUN/api.sock' && test -s '$RUN/api.pid'" 100 "$api_pid" ||
+    fail api "the FastCGI pool did not start" "$RUN/log/sortie.log"
+  note_pidfile api "$RUN/api.pid"
 }
 
 start_pushd() {
   [ -x "$BUILD/bin/sortie-pushd" ] || return 0
   setsid "$BUILD/bin/sortie-pushd" -c "$RUN/sortie.conf" -p "$RUN/pushd.pid" \
     </dev/null >>"$RUN/log/pushd.log" 2>&1 &
-  wait_for "curl -fsS http://127.0.0.1:$PUSH_PORT/health" 100 ||
-    die "sortie-pushd did not start (see $RUN/log/pushd.log)"
+  pushd_pid=$!
+  note_pid pushd "$pushd_pid"
+  wait_for "health $PUSH_PORT" 100 "$pushd_pid" ||
+    fail pushd "sortie-pushd did not serve /health on port $PUSH_PORT" "$RUN/log/pushd.log"
+  note_pidfile pushd "$RUN/pushd.pid"
 }
 
 do_start() {
@@ -147,6 +273,17 @@ do_start() {
   fi
 
   mkdir -p "$RUN/log" "$RUN/apache" "$RUN/redis"
+  # from here on, a failure stops what this start started (start_failed)
+  rm -f "$RUN/start-failed"
+  for f in "$RUN/feed.pid" "$RUN/apache/httpd.pid" "$RUN/pushd.pid" "$RUN/api.pid" \
+    "$RUN/redis/redis.pid"; do
+    pid_alive "$f" || rm -f "$f"
+  done
+  rm -f "$RUN/api.sock"
+  starting=1
+  step=setup
+  trap 'start_exit $?' EXIT
+  trap 'interrupted=1; exit 130' INT TERM HUP
   # Apache's workers run as www-data when started by root: they must reach the
   # page assets and the pool's socket in here.
   chmod 755 "$RUN"
@@ -159,15 +296,23 @@ do_start() {
   export SORTIE_CONF="$RUN/sortie.conf"
 
   # Redis
+  step=redis
   redis-server "$here/conf/redis.conf" --port "$REDIS_PORT" --dir "$RUN/redis" \
     --pidfile "$RUN/redis/redis.pid" --logfile "$RUN/log/redis.log" --daemonize yes \
-    >/dev/null || die "redis-server did not start (see $RUN/log/redis.log)"
-  wait_for "redis-cli -p $REDIS_PORT ping | grep -q PONG" 100 ||
-    die "redis did not answer on port $REDIS_PORT (see $RUN/log/redis.log)"
+    >"$RUN/log/redis-start.log" 2>&1 ||
+    fail redis "redis-server did not start" "$RUN/log/redis-start.log" "$RUN/log/redis.log"
+  wait_for "timeout 2 redis-cli -p $REDIS_PORT ping | grep -q PONG" 100 ||
+    fail redis "redis did not answer on port $REDIS_PORT" "$RUN/log/redis-start.log" \
+      "$RUN/log/redis.log"
+  note_pidfile redis "$RUN/redis/redis.pid"
 
+  step=api
   start_api
+  step=pushd
   start_pushd
+  step=apache
   start_apache
+  step=demo
   if [ "${SORTIE_NO_DEMO:-0}" != 1 ]; then
     BUILD="$BUILD" PORT="$PORT" SORTIE_CONF="$RUN/sortie.conf" sh "$here/tools/demo.sh" > "$RUN/demo.txt"
     # the demo market feed: prices move on the page
@@ -175,6 +320,8 @@ do_start() {
       setsid sh "$here/tools/demo-feed.sh" </dev/null >>"$RUN/log/feed.log" 2>&1 &
     echo $! > "$RUN/feed.pid"
   fi
+  starting=0
+  trap - EXIT INT TERM HUP
 }
 
 print_where() {
@@ -219,8 +366,8 @@ case "${1:-}" in
     start_api
     ;;
   run)
-    trap 'echo; do_stop; exit 0' INT TERM
     do_start
+    trap 'echo; do_stop; exit 0' INT TERM
     print_where
     say ""
     say "Press Ctrl-C to stop."
