@@ -23,7 +23,11 @@
 # SORTIE_RUN (runtime folder, default /tmp/sortie-<uid>-<PORT>),
 # SORTIE_NO_DEMO=1 (skip the demo data), SORTIE_QUIET=1 (print less),
 # SORTIE_APACHE_MODE=fcgid (serve the API through mod_fcgid instead of the
-# pool: for comparing the two).
+# pool: for comparing the two), PUSH_MEMBERS="host:port host:port ..." (Apache
+# sends /push/ to these sortie-pushd daemons through mod_proxy_balancer,
+# conf/apache/sortie-push-balanced.conf, instead of to PUSH_PORT's alone; the
+# stack still starts only the daemon on PUSH_PORT: start the others yourself,
+# each with -P PORT, before the first request reaches them).
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -229,9 +233,18 @@ start_apache() {
       chgrp www-data "$RUN/jwt.secret" && chmod 640 "$RUN/jwt.secret"
     fi
   fi
+  balanced=""
+  if [ -n "${PUSH_MEMBERS:-}" ]; then
+    balanced="-D SORTIE_PUSH_BALANCED"
+    : > "$RUN/apache/push-members.conf"
+    for m in $PUSH_MEMBERS; do
+      echo "Use SortiePushMember $m" >> "$RUN/apache/push-members.conf"
+    done
+  fi
+  SORTIE_PUSH_MEMBERS="$RUN/apache/push-members.conf" \
   SORTIE_RUN="$RUN" SORTIE_PORT="$PORT" SORTIE_WWW="$RUN/www" SORTIE_CONF_DIR="$here/conf" \
     SORTIE_API_SOCKET="$RUN/api.sock" SORTIE_PUSH_ADDR="127.0.0.1:$PUSH_PORT" \
-    "$APACHE" -d "$RUN/apache" -f "$here/conf/apache/httpd.conf" $as_root $mode -k start \
+    "$APACHE" -d "$RUN/apache" -f "$here/conf/apache/httpd.conf" $as_root $mode $balanced -k start \
     >"$RUN/log/apache-start.log" 2>&1 ||
     fail apache "apache did not start" "$RUN/log/apache-start.log" "$RUN/log/apache-error.log"
   note_pidfile apache "$RUN/apache/httpd.pid"
