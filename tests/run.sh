@@ -88,7 +88,12 @@ run_one() {
   # Criterion: -j2 (two cores), a per-test timeout; the whole program is bounded too.
   # The TAP file names the skipped tests, which the synthesis line leaves out.
   rm -f "$tap"
-  timeout -k 10 900 "$bin" -j2 --timeout 120 --full-stats --tap="$tap" >"$log" 2>&1
+  # a program with suppressions of its own (tests/lsan/NAME.supp) under make san
+  lsan=${LSAN_OPTIONS:-}
+  if [ "${SORTIE_SAN:-0}" = 1 ] && [ -f "$here/tests/lsan/$name.supp" ]; then
+    lsan="suppressions=$here/tests/lsan/$name.supp:print_suppressions=0"
+  fi
+  LSAN_OPTIONS=$lsan timeout -k 10 900 "$bin" -j2 --timeout 120 --full-stats --tap="$tap" >"$log" 2>&1
   rc=$?
   cat "$log"
   syn=$(grep 'Synthesis:' "$log" | tail -n 1)

@@ -182,8 +182,10 @@ static int check_stopped(const char *reason, const char *name, int *named)
 static void failed_start(struct stack *s, const char *step, const char *started,
                          const char *because, int held)
 {
-  cr_assert_neq(stack_sh(s, "start"), 0, "the start succeeded; its output:\n%s",
-                slurp(s, "start.out"));
+  int rc = stack_sh(s, "start");
+  char *out = slurp(s, "start.out");
+  cr_assert_neq(rc, 0, "the start succeeded; its output:\n%s", out);
+  free(out);
 
   char *reason = slurp(s, "start-failed");
   char *err = slurp(s, "start.err");
@@ -216,8 +218,10 @@ static void failed_start(struct stack *s, const char *step, const char *started,
     close(held);
   s->extra_conf = NULL;
   s->workers = 2;
-  cr_assert_eq(stack_sh(s, "start"), 0, "the start after the failed one failed:\n%s",
-               slurp(s, "start.err"));
+  int again = stack_sh(s, "start");
+  char *again_err = slurp(s, "start.err");
+  cr_assert_eq(again, 0, "the start after the failed one failed:\n%s", again_err);
+  free(again_err);
   char *after = slurp(s, "start-failed");
   cr_assert_str_empty(after, "start-failed survived a good start");
   free(after);
