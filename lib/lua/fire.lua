@@ -64,7 +64,7 @@ end
 -- common.lua), so that either all of it happens or none. The user's hash,
 -- P/L days and rank are read once, for the checks and the stats both.
 local ukey = P .. 'user:' .. uid
-local day = tostring(utc_day(now))
+local day = string.format('%d', utc_day(now))
 local fkey_min = P .. 'stats:fires:' .. math.floor(now / 60000)
 local u, bad = load_user(uid)
 local rank, seq
@@ -94,10 +94,9 @@ if bad then return fail_stored(bad) end
 -- int64 above), so the stats below need no second read
 local count = int_plus(s[6], '1')
 redis.call('HSET', skey, 'fire_count', count)
-count = tonumber(count)
 local tid = 'trd_' .. n
 redis.call('SET', P .. 'seq:trade', n)
-local now_s = math.floor(now / 1000)
+local now_s = string.format('%d', math.floor(now / 1000))
 redis.call('HSET', fkey, uid, tid)
 redis.call('ZREMRANGEBYSCORE', rkey, '-inf', now - 60000)
 redis.call('ZADD', rkey, now, tid)
@@ -118,14 +117,21 @@ if rank == nil then
 end
 if redis.call('INCR', fkey_min) == 1 then redis.call('EXPIRE', fkey_min, 600) end
 
-local stats = stats_of(u, now, rank)
-local body = cjson.encode({trade_id = tid, signal_id = sid, user_id = uid, fire_count = count,
-                           stats = stats})
-
-emit('mission:' .. sid, 'fire_count_update', cjson.encode({signal_id = sid, count = count}))
-emit('user:' .. uid, 'trade_executed', cjson.encode({trade_id = tid, signal_id = sid,
-  symbol = s[3], direction = s[4], entry = s[5], opened_at = now_s}))
-emit('user:' .. uid, 'user_stats_update', cjson.encode({user_id = uid, stats = stats}))
+-- the answer and the events as JSON text by hand (see stats_json): the ids
+-- came through the API's validation (letters, digits, '_', '.', '-'), the
+-- counts are integer strings, and what the signal's hash holds goes through
+-- cjson
+local stats = stats_json(u, now, rank)
+local ids = '"signal_id":"' .. sid .. '"'
+local body = '{"trade_id":"' .. tid .. '",' .. ids .. ',"user_id":"' .. uid .. '","fire_count":' ..
+  count .. ',"stats":' .. stats .. '}'
+emit_all({
+  {'mission:' .. sid, 'fire_count_update', '{' .. ids .. ',"count":' .. count .. '}'},
+  {'user:' .. uid, 'trade_executed', '{"trade_id":"' .. tid .. '",' .. ids .. ',"symbol":' ..
+    cjson.encode(s[3]) .. ',"direction":' .. cjson.encode(s[4]) .. ',"entry":' ..
+    cjson.encode(s[5]) .. ',"opened_at":' .. now_s .. '}'},
+  {'user:' .. uid, 'user_stats_update', '{"user_id":"' .. uid .. '","stats":' .. stats .. '}'},
+})
 
 if idem_key then
   redis.call('HSET', idem_key, 'signal_id', sid, 'body', body)

@@ -15,6 +15,7 @@ if not cursor then
   redis.call('SET', P .. 'lastid', string.format('%d-0', now), 'NX')
   cursor = redis.call('GET', P .. 'lastid')
 end
-return {200, cjson.encode({signal = view, status = view.status, seconds_left = view.seconds_left,
-  fire_count = view.fire_count, fired = tid ~= false, trade_id = tid or cjson.null,
-  user_id = uid, stats = stats, server_time = math.floor(now / 1000), cursor = cursor})}
+return {200, with_member(cjson.encode({signal = view, status = view.status,
+  seconds_left = view.seconds_left, fire_count = view.fire_count, fired = tid ~= false,
+  trade_id = tid or cjson.null, user_id = uid, server_time = math.floor(now / 1000),
+  cursor = cursor}), 'stats', stats)}

@@ -91,18 +91,20 @@ local eq = {user_id = uid, equity = money(equity), peak = money(new_peak),
   drawdown_pct = string.format('%.2f', dd_new), total_pnl = money(total)}
 
 local ch = 'user:' .. uid
-emit(ch, 'trade_closed', cjson.encode(trade))
-emit(ch, 'user_stats_update', cjson.encode({user_id = uid, stats = stats}))
-emit(ch, 'equity_updated', cjson.encode(eq))
+local trade_json, eq_json = cjson.encode(trade), cjson.encode(eq)
+local events = {{ch, 'trade_closed', trade_json},
+  {ch, 'user_stats_update', with_member(cjson.encode({user_id = uid}), 'stats', stats)},
+  {ch, 'equity_updated', eq_json}}
 local crossed
 for th in string.gmatch(ARGV[8], '[^,]+') do
   local x = tonumber(th)
   if x and dd_old < x and dd_new >= x and (crossed == nil or x > crossed) then crossed = x end
 end
 if crossed then
-  emit(ch, 'risk_alert', cjson.encode({user_id = uid, kind = 'drawdown',
+  events[4] = {ch, 'risk_alert', cjson.encode({user_id = uid, kind = 'drawdown',
     threshold_pct = crossed, drawdown_pct = string.format('%.2f', dd_new),
     equity = money(equity), peak = money(new_peak),
-    message = string.format('Drawdown %.2f%% crossed %s%%', dd_new, tostring(crossed))}))
+    message = string.format('Drawdown %.2f%% crossed %s%%', dd_new, tostring(crossed))})}
 end
-return {200, cjson.encode({trade = trade, stats = stats, equity = eq})}
+emit_all(events)
+return {200, '{"trade":' .. trade_json .. ',"stats":' .. stats .. ',"equity":' .. eq_json .. '}'}
