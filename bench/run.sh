@@ -209,20 +209,20 @@ many_idle() {
   SORTIE_QUIET=1 sh "$here/tools/stack.sh" pushd-start
 }
 
-# Fire to client: 100 subscribers on a signal's mission channel, 10 fires a
+# Fire to client: 100 subscribers (or $3) on a signal's mission channel, 10 fires a
 # second over REST through Apache for 3 x BENCH_SECONDS; each fire timed from the request written
 # to its fire_count_update read by every subscriber (bench/firelat.c).
 firelat() {
-  local t=$1 via=$2 sid pport prefix res
+  local t=$1 via=$2 n=${3:-100} sid pport prefix res
   wait_conns_zero
   sid="lat$(date +%s%N | tail -c 9)"
   curl -s -o /dev/null -X POST "http://127.0.0.1:$PORT/api/signals" -H "Authorization: Bearer $svc" \
     -H 'Content-Type: application/json' \
     -d "{\"id\":\"$sid\",\"symbol\":\"BNCH\",\"direction\":\"BUY\",\"entry\":\"10.00\",\"stop_loss\":\"9.00\",\"take_profit\":\"12.00\",\"ttl\":36000}"
   if [ "$via" = apache ]; then pport=$PORT prefix=/push; else pport=$PUSH_PORT prefix=; fi
-  res=$("$BUILD/bench/firelat" -a "$PORT" -p "$pport" ${prefix:+-q $prefix} -t "$t" -n 100 \
+  res=$("$BUILD/bench/firelat" -a "$PORT" -p "$pport" ${prefix:+-q $prefix} -t "$t" -n "$n" \
     -s "$sid" -k "$token" -u "$RUN/fire-users" -r 10 -d $((SECS * 3)) 2>&1 | tail -1)
-  say "fire-to-client $t ($via): $res"
+  say "fire-to-client $t ($via, $n subscribers): $res"
 }
 
 if [ "$what" = all ] || [ "$what" = many ]; then
@@ -248,6 +248,11 @@ if [ "$what" = all ] || [ "$what" = fire ]; then
     firelat sse $via
     firelat ws $via
   done
+  # what one more hop costs per subscriber: Apache holds each proxied stream
+  # in a thread of its own, which wakes for every event; with a tenth of the
+  # subscribers, the same fires
+  firelat sse apache 10
+  firelat ws apache 10
 fi
 
 if [ "$what" = all ] || [ "$what" = rest ]; then
