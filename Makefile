@@ -61,7 +61,7 @@ REPLAY_SRC  = $(wildcard tests/fuzz/fuzz_*.c)
 REPLAY_BINS = $(patsubst tests/fuzz/%.c,$(BUILD)/tests/fuzz/%,$(REPLAY_SRC))
 HARNESS_OBJ = $(BUILD)/tests/harness.o $(BUILD)/tests/pushclient.o
 
-.PHONY: all deps run start stop test faults san clean install help tests bench screenshots
+.PHONY: all deps run start stop test faults san clean install help tests bench screenshots deb
 all: $(PROGRAMS) $(MAN_PAGES)
 
 help:
@@ -72,6 +72,7 @@ help:
 	@echo "make faults     the fault tests: Redis, daemon and Apache killed, paused, restarted (counts)"
 	@echo "make san        the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make install    install into DESTDIR/PREFIX (default /usr/local), man pages included"
+	@echo "make deb        the Debian package (debian/), built from a copy of the source into $(BUILD)/deb/"
 	@echo "make clean      remove $(BUILD)/ and build-san/"
 
 deps:
@@ -184,7 +185,9 @@ $(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/rep
 
 tests: $(PROGRAMS) $(MAN_PAGES) $(UNIT_BINS) $(INT_BINS) $(REPLAY_BINS)
 
+# (--deb: test_deb builds, installs and purges the package)
 test: deps
+	@sh tools/deps.sh --deb
 	@$(MAKE) --no-print-directory tests
 	@BUILD=$(BUILD) sh tests/run.sh
 
@@ -228,6 +231,13 @@ install: all
 	install -m 644 $(filter %.1,$(MAN_PAGES)) $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 $(filter %.5,$(MAN_PAGES)) $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 $(filter %.8,$(MAN_PAGES)) $(DESTDIR)$(PREFIX)/share/man/man8/
+
+# the Debian package (debian/, debhelper), from a copy of the source in a
+# temporary folder: nothing of the checkout is built or changed; the .deb goes
+# to $(BUILD)/deb/ and its path is printed last (tools/deb.sh)
+deb:
+	@sh tools/deps.sh --deb
+	@BUILD=$(BUILD) sh tools/deb.sh
 
 clean:
 	rm -rf $(BUILD) build-san

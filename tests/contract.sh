@@ -6,7 +6,8 @@
 #     `test_x.c:suite::name` is a Test(suite, name / Theory / ParameterizedTest
 #     in tests/*/test_x.c; `x.test.mjs:title` is that exact title in
 #     tests/browser/x.test.mjs; `fuzz_x.c` is a fuzz target (its corpus is
-#     replayed by tests/run.sh);
+#     replayed by tests/run.sh); `test_x.sh:name` is a `run_check name` line
+#     of a shell test tests/*/test_x.sh;
 #   - nothing documented is missing from it: every endpoint heading of
 #     docs/API.md and docs/PUSHD.md, every problem slug of API.md's error
 #     table, every close code of PUSHD.md's table, every metric PUSHD.md names,
@@ -74,6 +75,14 @@ resolve() { # REF: 0 when the test it names exists
       name=${rest#*::}
       for f in "$here"/tests/*/"$file"; do
         [ -f "$f" ] && grep -qE "^[[:space:]]*(Test|Theory|ParameterizedTest)[[:space:]]*\([[:space:]]*$suite[[:space:]]*,[[:space:]]*$name[[:space:]]*[,)]" "$f" && return 0
+      done
+      return 1 ;;
+    test_*.sh:*)
+      # a check of a shell test: a `run_check NAME` line in tests/*/test_x.sh
+      file=${1%%:*}
+      name=${1#*:}
+      for f in "$here"/tests/*/"$file"; do
+        [ -f "$f" ] && grep -qx "run_check $name" "$f" && return 0
       done
       return 1 ;;
     *.mjs:*)

@@ -12,7 +12,8 @@
 # counts each parameter of those as a test); every tests/fuzz/fuzz_*.c is a
 # replay program that must run over tests/fuzz/corpus/<name>/ (and
 # tests/fuzz/seeds/<name>/ if there is one) without a crash, one test each;
-# the browser run must account for every test( in tests/browser/*.test.mjs; and
+# the browser run must account for every test( in tests/browser/*.test.mjs;
+# every tests/pkg/test_*.sh must report each of its `run_check NAME` lines; and
 # tests/contract.sh checks the contract table (one test).
 # A program that is missing, ends without a report or reports fewer tests
 # counts each missing test as failed. A filter that matches nothing fails.
@@ -170,6 +171,38 @@ run_replay() {
   fi
 }
 
+# a shell test (tests/pkg/test_*.sh): each `run_check NAME` line in it is one
+# test, reported as "ok - NAME", "not ok - NAME: why" or "ok - NAME # SKIP why"
+run_sh() {
+  src=$1
+  name=$(basename "$src" .sh)
+  wanted "$name" || return
+  matched=$((matched + 1))
+  want=$(grep -cE '^run_check [a-z_]+$' "$src")
+  echo "== $name"
+  timeout -k 10 900 sh "$src" >"$log" 2>&1
+  rc=$?
+  cat "$log"
+  p=$(grep -cE '^ok - [a-z_]+$' "$log")
+  s=$(grep -cE '^ok - [a-z_]+ # SKIP' "$log")
+  f=$(grep -cE '^not ok - [a-z_]+' "$log")
+  passed=$((passed + p))
+  failed=$((failed + f))
+  if [ "$s" -gt 0 ]; then
+    skipped=$((skipped + s))
+    skipped_names="$skipped_names $name($s)"
+  fi
+  if [ "$f" -gt 0 ]; then
+    failed_names="$failed_names $name"
+    { echo "-- $name"; grep -E '^not ok - ' "$log"; } >>"$summary"
+  fi
+  if [ $((p + s + f)) -lt "$want" ]; then
+    fail "$name" $((want - p - s - f)) "reported $((p + s + f)) of the $want checks $src defines (exit $rc)"
+  elif [ $rc -ne 0 ] && [ "$f" = 0 ]; then
+    fail "$name" 1 "exited with $rc"
+  fi
+}
+
 # SORTIE_SUITE=faults: the fault tests (tests/faults) alone, no replay, no browser
 if [ "${SORTIE_SUITE:-}" = faults ]; then
   suites="faults"
@@ -186,6 +219,12 @@ for suite in $suites; do
     done
   fi
 done
+
+if [ "${SORTIE_SUITE:-}" != faults ]; then
+  for src in "$here"/tests/pkg/test_*.sh; do
+    [ -f "$src" ] && run_sh "$src"
+  done
+fi
 
 # the contract table (tests/CONTRACT.md) names a test for every documented
 # behaviour, and every test it names exists: one test

@@ -7,6 +7,9 @@
 #                            renders each man page to catch roff mistakes; the
 #                            pages themselves are built without it)
 #   tools/deps.sh --browser  also Chromium and playwright-core (browser tests)
+#   tools/deps.sh --deb      also what `make deb` and its test need (debhelper,
+#                            dpkg-dev, lintian; logrotate, whose -d checks the
+#                            package's rules)
 #   tools/deps.sh --bench    also what the benchmarks need (wrk; Flask, redis-py
 #                            and gunicorn for the peer of bench/peer/; nginx-light
 #                            and its nchan module, run privately by bench/nchan.sh)
@@ -21,14 +24,17 @@ groff-base"
 
 want_browser=0
 want_bench=0
+want_deb=0
 for a in "$@"; do
   case "$a" in
     --browser) want_browser=1 ;;
     --bench) want_bench=1 ;;
+    --deb) want_deb=1 ;;
     *) echo "deps.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
 [ $want_browser = 1 ] && PKGS="$PKGS chromium nodejs npm"
+[ $want_deb = 1 ] && PKGS="$PKGS debhelper dpkg-dev lintian logrotate"
 [ $want_bench = 1 ] && PKGS="$PKGS wrk procps python3-flask python3-redis python3-jwt gunicorn nginx-light libnginx-mod-nchan"
 
 missing=""
