@@ -7,6 +7,10 @@
 # own; reinstalls it and checks the JWT secret stayed; purges it and checks
 # that nothing of it is left.
 #
+# It also serves one fire through the other snippet (sortie-fcgid, mod_fcgid)
+# and removes the package before purging it (the snippets are disabled, the
+# secret and the user kept).
+#
 # Each `run_check NAME` line below is one test: it prints "ok - NAME",
 # "not ok - NAME: why" (with the log lines that explain it) or
 # "ok - NAME # SKIP why", and tests/run.sh counts them. A failed build or
@@ -29,10 +33,12 @@ chmod 755 "$T"
 failed_step=""   # the check whose failure stops the rest
 deb=""
 installed=0      # the package is installed by this test
-conf_enabled=0   # a2enconf sortie by this test
+confs_enabled="" # snippets a2enconf enabled for this test
+added_www=0      # www-data added to group sortie by this test
 mods_enabled=""  # modules a2enmod enabled for this test
 made_rundir=""   # /run/<RuntimeDirectory> made by this test
 pids=""          # "name pid" lines of the servers started here
+sig="" feed="" rport="" pport="" aport=""
 
 SUDO=""
 skip_all=""
@@ -100,6 +106,14 @@ free_port() {
     'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1:0", ReuseAddr => 0)->sockport'
 }
 
+# every path named *sortie* in the system's folders (not /tmp, /home, /root:
+# other Sortie stacks and checkouts live there; not apt's and man-db's caches)
+sortie_paths() {
+  $SUDO find /etc /var /run /usr /opt /srv -xdev -name '*sortie*' \
+    -not -path '/var/lib/apt/*' -not -path '/var/cache/apt/*' -not -path '/var/cache/man/*' \
+    2>/dev/null | sort
+}
+
 # the system Apache and Redis that are running (their pid files)
 system_running() {
   for pf in /run/apache2/apache2.pid /run/redis/redis-server.pid; do
@@ -121,8 +135,7 @@ stop_pid() {
 }
 
 stop_servers() {
-  [ -f "$T/apache/run/apache2.pid" ] && stop_pid "$($SUDO cat "$T/apache/run/apache2.pid")"
-  rm -f "$T/apache/run/apache2.pid" 2>/dev/null || $SUDO rm -f "$T/apache/run/apache2.pid"
+  stop_apache
   echo "$pids" | while read -r _name p; do stop_pid "$p"; done
   pids=""
   if [ -f "$T/redis/redis.pid" ]; then
@@ -136,9 +149,13 @@ stop_servers() {
 }
 
 restore_apache() {
-  if [ $conf_enabled = 1 ]; then
-    $SUDO a2disconf -q sortie >/dev/null
-    conf_enabled=0
+  for c in $confs_enabled; do
+    [ -L "/etc/apache2/conf-enabled/$c.conf" ] && $SUDO a2disconf -q "$c" >/dev/null
+  done
+  confs_enabled=""
+  if [ $added_www = 1 ]; then
+    getent group sortie >/dev/null && $SUDO deluser -q www-data sortie >/dev/null
+    added_www=0
   fi
   if [ -n "$mods_enabled" ]; then
     # shellcheck disable=SC2086 # module names
@@ -149,12 +166,15 @@ restore_apache() {
     done
     mods_enabled=""
   fi
-  # the folders of a2enmod's and a2enconf's records that they made (empty
-  # once the marks above are gone)
-  for d in /var/lib/apache2/conf/enabled_by_admin /var/lib/apache2/conf/disabled_by_admin \
-    /var/lib/apache2/module/enabled_by_admin /var/lib/apache2/module/disabled_by_admin; do
+}
+
+# the folders of a2enmod's and a2enconf's records that they (or the package's
+# remove) made, once empty: after the purge, which removes the package's marks
+tidy_apache_state() {
+  for d in /var/lib/apache2/conf/*_by_* /var/lib/apache2/module/*_by_*; do
     [ -d "$d" ] && ! grep -qxF "$d" "$T/apache-state-before" 2>/dev/null && $SUDO rmdir "$d" 2>/dev/null
   done
+  return 0
 }
 
 cleanup() {
@@ -163,6 +183,7 @@ cleanup() {
   if [ $installed = 1 ]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive dpkg --purge sortie >/dev/null 2>&1
   fi
+  tidy_apache_state
   $SUDO rm -rf "$T"
 }
 trap 'cleanup' EXIT
@@ -203,7 +224,8 @@ check_installs() {
   while read -r p; do [ -d "$p" ] && echo "$p"; done <"$T/contents" >"$T/dirs-before"
   ls /etc/systemd/system/*.wants 2>/dev/null >"$T/wants-before"
   system_running >"$T/running-before"
-  ls -d /var/lib/apache2/*/*_by_admin 2>/dev/null >"$T/apache-state-before"
+  ls -d /var/lib/apache2/*/*_by_* 2>/dev/null >"$T/apache-state-before"
+  sortie_paths >"$T/named-before"
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$deb" \
     >"$T/install.log" 2>&1
   rc=$?
@@ -294,6 +316,44 @@ $u $!"
   return 0
 }
 
+# start_apache [ARG...]: the stock Apache, /etc/apache2's modules and
+# conf-enabled (with the package's snippet), apache2.conf as it is but for its
+# Listen (ports.conf, replaced by 127.0.0.1:$aport) and its sites; pid file,
+# logs and runtime files in $T/apache. ARGs go to apache2 (-c directives).
+start_apache() {
+  mkdir -p "$T/apache/run" "$T/apache/lock" "$T/apache/log"
+  sed -e 's/^Include ports.conf$/Listen 127.0.0.1:'"$aport"'/' \
+      -e '/^IncludeOptional sites-enabled/d' /etc/apache2/apache2.conf >"$T/apache/apache2.conf"
+  echo "ServerName 127.0.0.1" >>"$T/apache/apache2.conf"
+  cat >"$T/apache/run.sh" <<EOF
+. /etc/apache2/envvars
+export APACHE_PID_FILE=$T/apache/run/apache2.pid APACHE_RUN_DIR=$T/apache/run \
+  APACHE_LOCK_DIR=$T/apache/lock APACHE_LOG_DIR=$T/apache/log
+exec /usr/sbin/apache2 -d /etc/apache2 -f $T/apache/apache2.conf \
+  -C "Define SORTIE_PUSH_ADDR 127.0.0.1:$pport" "\$@"
+EOF
+  $SUDO sh "$T/apache/run.sh" -k start "$@" >"$T/apache/start.log" 2>&1 ||
+    { show "$T/apache/start.log" "$T/apache/log/error.log"; bad "the stock Apache did not start"; return 1; }
+  wait_for "test -s '$T/apache/run/apache2.pid'" 100 ||
+    { show "$T/apache/start.log" "$T/apache/log/error.log"; bad "the stock Apache wrote no pid file"; return 1; }
+}
+
+# Apache and what is left of its process group (mod_fcgid's process manager
+# and programs): it leads its group since it made itself a daemon
+stop_apache() {
+  [ -f "$T/apache/run/apache2.pid" ] || return 0
+  ap=$($SUDO cat "$T/apache/run/apache2.pid")
+  stop_pid "$ap"
+  case "$ap" in '' | *[!0-9]*) ;; *) $SUDO sh -c 'kill -KILL -$1' sh "$ap" 2>/dev/null ;; esac
+  $SUDO rm -f "$T/apache/run/apache2.pid"
+}
+
+# post URL TOKEN BODY OUT [HEADER]: the HTTP status of a JSON POST; the body in OUT
+post() {
+  curl -s -o "$4" -w '%{http_code}' --max-time 10 -X POST "$1" -H "Authorization: Bearer $2" \
+    -H 'Content-Type: application/json' ${5:+-H "$5"} -d "$3"
+}
+
 check_fires_end_to_end() {
   rport=$(free_port) pport=$(free_port) aport=$(free_port)
   [ -n "$rport" ] && [ -n "$pport" ] && [ -n "$aport" ] || { bad "no free port"; return; }
@@ -330,21 +390,9 @@ check_fires_end_to_end() {
     fi
   done
   $SUDO a2enconf -q sortie >/dev/null || { bad "a2enconf sortie failed"; return; }
-  conf_enabled=1
+  confs_enabled="sortie"
   [ -L /etc/apache2/conf-enabled/sortie.conf ] || { bad "a2enconf made no conf-enabled/sortie.conf"; return; }
-  mkdir -p "$T/apache/run" "$T/apache/lock" "$T/apache/log"
-  sed -e 's/^Include ports.conf$/Listen 127.0.0.1:'"$aport"'/' \
-      -e '/^IncludeOptional sites-enabled/d' /etc/apache2/apache2.conf >"$T/apache/apache2.conf"
-  echo "ServerName 127.0.0.1" >>"$T/apache/apache2.conf"
-  cat >"$T/apache/run.sh" <<EOF
-. /etc/apache2/envvars
-export APACHE_PID_FILE=$T/apache/run/apache2.pid APACHE_RUN_DIR=$T/apache/run \
-  APACHE_LOCK_DIR=$T/apache/lock APACHE_LOG_DIR=$T/apache/log
-exec /usr/sbin/apache2 -d /etc/apache2 -f $T/apache/apache2.conf \
-  -C "Define SORTIE_PUSH_ADDR 127.0.0.1:$pport" "\$@"
-EOF
-  $SUDO sh "$T/apache/run.sh" -k start >"$T/apache/start.log" 2>&1 ||
-    { show "$T/apache/start.log" "$T/apache/log/error.log"; bad "the stock Apache did not start"; return; }
+  start_apache || return
   # /health through Apache: the snippet, the pool, Redis
   wait_for "curl -fsS --max-time 2 http://127.0.0.1:$aport/health | grep -q '\"redis\":\"ok\"'" 100 ||
     { show "$T/apache/log/error.log" /var/log/sortie/sortie.log; bad "no healthy /health through Apache on $aport"; return; }
@@ -353,9 +401,9 @@ EOF
   feed=$($SUDO sortie-token -r service deb-feed) && alice=$($SUDO sortie-token deb-alice) ||
     { bad "sortie-token could not mint tokens"; return; }
   sig="deb-$$-$(date +%s)"
-  code=$(curl -s -o "$T/create.json" -w '%{http_code}' --max-time 10 -X POST "$api/api/signals" \
-    -H "Authorization: Bearer $feed" -H 'Content-Type: application/json' \
-    -d '{"id":"'"$sig"'","symbol":"EURUSD","direction":"BUY","entry":"1.0850","stop_loss":"1.0800","take_profit":"1.0950","ttl":3600,"title":"deb test","briefing":"one fire"}')
+  code=$(post "$api/api/signals" "$feed" \
+    '{"id":"'"$sig"'","symbol":"EURUSD","direction":"BUY","entry":"1.0850","stop_loss":"1.0800","take_profit":"1.0950","ttl":3600,"title":"deb test","briefing":"one fire"}' \
+    "$T/create.json")
   [ "$code" = 201 ] || { cat "$T/create.json"; bad "POST /api/signals through Apache: $code, not 201"; return; }
   # the cursor to follow the mission from: the stream gets the fire's event
   # from history or live, whichever way it comes
@@ -367,9 +415,8 @@ EOF
     >"$T/sse.out" 2>&1 &
   pids="$pids
 sse $!"
-  code=$(curl -s -o "$T/fire.json" -w '%{http_code}' --max-time 10 -X POST "$api/api/fire" \
-    -H "Authorization: Bearer $alice" -H 'Content-Type: application/json' -H "Idempotency-Key: $sig" \
-    -d '{"signal_id":"'"$sig"'","timestamp":'"$(date +%s)"'}')
+  code=$(post "$api/api/fire" "$alice" '{"signal_id":"'"$sig"'","timestamp":'"$(date +%s)"'}' \
+    "$T/fire.json" "Idempotency-Key: $sig")
   [ "$code" = 201 ] || { cat "$T/fire.json"; bad "POST /api/fire through Apache: $code, not 201"; return; }
   grep -q '"fire_count":1[,}]' "$T/fire.json" || { cat "$T/fire.json"; bad "the fire's answer has no fire_count 1"; return; }
   say "fired: $(cat "$T/fire.json")"
@@ -378,8 +425,45 @@ sse $!"
       bad "the subscriber on /push/events got no fire_count_update with count 1"; return; }
   say "the subscriber got: $(grep '"type":"fire_count_update"' "$T/sse.out" | head -n 1)"
   # the servers log where the package says, as its user
-  o=$($SUDO stat -c %U /var/log/sortie/sortie.log 2>/dev/null)
-  [ "$o" = sortie ] || bad "/var/log/sortie/sortie.log is missing or not sortie's (${o:-missing})"
+  $SUDO grep -q '\[pool\].* workers on ' /var/log/sortie/sortie.log 2>/dev/null ||
+    { bad "the pool wrote no start line to /var/log/sortie/sortie.log"; return; }
+  $SUDO grep -q '\[pushd\]' /var/log/sortie/sortie.log ||
+    bad "sortie-pushd wrote nothing to /var/log/sortie/sortie.log"
+}
+
+# the other snippet: the same Apache with sortie-fcgid instead of sortie, the
+# per-endpoint programs started by mod_fcgid as www-data (in group sortie, as
+# the snippet says), a second user's fire on the same signal
+check_fires_through_fcgid() {
+  [ -n "$sig" ] && [ -n "$feed" ] || { bad "no signal (fires_end_to_end failed)"; return; }
+  stop_apache
+  $SUDO a2disconf -q sortie >/dev/null
+  if [ ! -e /etc/apache2/mods-enabled/fcgid.load ]; then
+    $SUDO a2enmod -q fcgid >/dev/null || { bad "a2enmod fcgid failed"; return; }
+    mods_enabled="fcgid $mods_enabled"
+  fi
+  $SUDO a2enconf -q sortie-fcgid >/dev/null || { bad "a2enconf sortie-fcgid failed"; return; }
+  confs_enabled="$confs_enabled sortie-fcgid"
+  if ! id -nG www-data | tr ' ' '\n' | grep -qx sortie; then
+    $SUDO adduser -q www-data sortie >/dev/null || { bad "adduser www-data sortie failed"; return; }
+    added_www=1
+  fi
+  # the programs' environment, pointed at the test's Redis
+  start_apache -c "FcgidInitialEnv SORTIE_REDIS_PORT $rport" || return
+  wait_for "curl -fsS --max-time 5 http://127.0.0.1:$aport/health | grep -q '\"redis\":\"ok\"'" 150 ||
+    { show "$T/apache/log/error.log"; bad "no healthy /health through mod_fcgid on $aport"; return; }
+  bob=$($SUDO sortie-token deb-bob) || { bad "sortie-token could not mint a token"; return; }
+  code=$(post "http://127.0.0.1:$aport/api/fire" "$bob" '{"signal_id":"'"$sig"'","timestamp":'"$(date +%s)"'}' \
+    "$T/fire2.json")
+  [ "$code" = 201 ] || { cat "$T/fire2.json"; show "$T/apache/log/error.log"; bad "POST /api/fire through mod_fcgid: $code, not 201"; return; }
+  grep -q '"fire_count":2[,}]' "$T/fire2.json" || { cat "$T/fire2.json"; bad "the second fire's answer has no fire_count 2"; return; }
+  say "fired through mod_fcgid: $(cat "$T/fire2.json")"
+  # the programs log to Apache's error log (the snippet empties log.file):
+  # a refused request is logged at info
+  code=$(post "http://127.0.0.1:$aport/api/fire" "" '{}' "$T/fire3.json")
+  [ "$code" = 401 ] || { bad "POST /api/fire without a token through mod_fcgid: $code, not 401"; return; }
+  wait_for "grep -q 'info \[http\].* POST /api/fire 401' '$T/apache/log/error.log'" 100 ||
+    { show "$T/apache/log/error.log"; bad "the fcgid program's log line is not in Apache's error log"; }
 }
 
 check_secret_kept_on_reinstall() {
@@ -392,12 +476,33 @@ check_secret_kept_on_reinstall() {
   [ "$got" = "root:sortie 640" ] || bad "after the reinstall the secret is $got"
 }
 
+# apt remove: the programs go, the snippets are disabled (Apache would not
+# start with them: they include files the removal deletes), the secret, the
+# configuration and the user stay
+check_remove_keeps_secret_and_disables_snippets() {
+  stop_servers
+  enabled=$(ls /etc/apache2/conf-enabled/ | grep '^sortie' | tr '\n' ' ')
+  [ -n "$enabled" ] || { bad "no sortie snippet was enabled before the remove (an earlier check failed)"; return; }
+  $SUDO env DEBIAN_FRONTEND=noninteractive dpkg -r sortie >"$T/remove.log" 2>&1 ||
+    { show "$T/remove.log"; bad "dpkg -r sortie failed"; return; }
+  st=$(dpkg-query -W -f='${db:Status-Status}' sortie 2>/dev/null)
+  [ "$st" = config-files ] || { bad "after dpkg -r the package is '$st', not config-files"; return; }
+  [ ! -e /usr/bin/sortie-api ] || { bad "/usr/bin/sortie-api is still there"; return; }
+  left=$(ls /etc/apache2/conf-enabled/ | grep '^sortie' | tr '\n' ' ')
+  [ -z "$left" ] || { bad "the remove left enabled: $left"; return; }
+  say "disabled by the remove: $enabled"
+  $SUDO sha256sum -c --quiet "$T/secret.sum" >/dev/null 2>&1 || { bad "the remove changed or removed the secret"; return; }
+  [ -f /etc/sortie/sortie.conf ] || { bad "the remove deleted /etc/sortie/sortie.conf"; return; }
+  getent passwd sortie >/dev/null || bad "the remove deleted the user sortie"
+}
+
 check_purge_is_clean() {
   stop_servers
   restore_apache
   $SUDO env DEBIAN_FRONTEND=noninteractive dpkg --purge sortie >"$T/purge.log" 2>&1 ||
     { show "$T/purge.log"; bad "dpkg --purge sortie failed"; return; }
   installed=0
+  tidy_apache_state
   left=""
   # every path the package had, but directories that were there before it
   while read -r p; do
@@ -415,6 +520,10 @@ check_purge_is_clean() {
     /var/lib/systemd/deb-systemd-helper-masked/sortie* /etc/systemd/system/sortie* \
     /etc/systemd/system/*.wants/sortie*; do
     [ -e "$p" ] || [ -L "$p" ] && left="$left $p"
+  done
+  # and whatever a maintainer script made outside the package's list
+  for p in $(sortie_paths | comm -13 "$T/named-before" -); do
+    case " $left " in *" $p "*) ;; *) left="$left $p" ;; esac
   done
   getent passwd sortie >/dev/null && left="$left user:sortie"
   getent group sortie >/dev/null && left="$left group:sortie"
@@ -444,5 +553,7 @@ run_check secret_generated
 run_check units_are_sandboxed
 run_check logrotate_rules_parse
 run_check fires_end_to_end
+run_check fires_through_fcgid
 run_check secret_kept_on_reinstall
+run_check remove_keeps_secret_and_disables_snippets
 run_check purge_is_clean
