@@ -55,6 +55,9 @@ if [ -z "$skip_all" ] &&
   skip_all="a package named sortie is already on this machine; the test would purge it"
 fi
 
+# apt-get, waiting (2 min at most) for another dpkg run on this machine
+APT="$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120"
+
 # ---- reporting ----
 say() { echo "   $*"; }
 # the last lines of each log named, for a failure's report
@@ -181,7 +184,7 @@ cleanup() {
   stop_servers
   restore_apache
   if [ $installed = 1 ]; then
-    $SUDO env DEBIAN_FRONTEND=noninteractive dpkg --purge sortie >/dev/null 2>&1
+    $APT purge -y -q sortie >/dev/null 2>&1
   fi
   tidy_apache_state
   $SUDO rm -rf "$T"
@@ -226,8 +229,7 @@ check_installs() {
   system_running >"$T/running-before"
   ls -d /var/lib/apache2/*/*_by_* 2>/dev/null >"$T/apache-state-before"
   sortie_paths >"$T/named-before"
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$deb" \
-    >"$T/install.log" 2>&1
+  $APT install -y -q --no-install-recommends "$deb" >"$T/install.log" 2>&1
   rc=$?
   st=$(dpkg-query -W -f='${db:Status-Status}' sortie 2>/dev/null)
   [ "$st" = not-installed ] || [ -z "$st" ] || installed=1
@@ -468,8 +470,8 @@ check_fires_through_fcgid() {
 
 check_secret_kept_on_reinstall() {
   [ -s "$T/secret.sum" ] || { bad "no secret recorded at install (secret_generated failed)"; return; }
-  $SUDO env DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" >"$T/reinstall.log" 2>&1 ||
-    { show "$T/reinstall.log"; bad "dpkg -i (reinstall) failed"; return; }
+  $APT install -y -q --reinstall --no-install-recommends "$deb" >"$T/reinstall.log" 2>&1 ||
+    { show "$T/reinstall.log"; bad "apt-get install --reinstall failed"; return; }
   $SUDO sha256sum -c --quiet "$T/secret.sum" >/dev/null 2>&1 ||
     { bad "the reinstall replaced /etc/sortie/jwt.secret"; return; }
   got=$($SUDO stat -c '%U:%G %a' /etc/sortie/jwt.secret)
@@ -483,10 +485,10 @@ check_remove_keeps_secret_and_disables_snippets() {
   stop_servers
   enabled=$(ls /etc/apache2/conf-enabled/ | grep '^sortie' | tr '\n' ' ')
   [ -n "$enabled" ] || { bad "no sortie snippet was enabled before the remove (an earlier check failed)"; return; }
-  $SUDO env DEBIAN_FRONTEND=noninteractive dpkg -r sortie >"$T/remove.log" 2>&1 ||
-    { show "$T/remove.log"; bad "dpkg -r sortie failed"; return; }
+  $APT remove -y -q sortie >"$T/remove.log" 2>&1 ||
+    { show "$T/remove.log"; bad "apt-get remove sortie failed"; return; }
   st=$(dpkg-query -W -f='${db:Status-Status}' sortie 2>/dev/null)
-  [ "$st" = config-files ] || { bad "after dpkg -r the package is '$st', not config-files"; return; }
+  [ "$st" = config-files ] || { bad "after the remove the package is '$st', not config-files"; return; }
   [ ! -e /usr/bin/sortie-api ] || { bad "/usr/bin/sortie-api is still there"; return; }
   left=$(ls /etc/apache2/conf-enabled/ | grep '^sortie' | tr '\n' ' ')
   [ -z "$left" ] || { bad "the remove left enabled: $left"; return; }
@@ -499,8 +501,8 @@ check_remove_keeps_secret_and_disables_snippets() {
 check_purge_is_clean() {
   stop_servers
   restore_apache
-  $SUDO env DEBIAN_FRONTEND=noninteractive dpkg --purge sortie >"$T/purge.log" 2>&1 ||
-    { show "$T/purge.log"; bad "dpkg --purge sortie failed"; return; }
+  $APT purge -y -q sortie >"$T/purge.log" 2>&1 ||
+    { show "$T/purge.log"; bad "apt-get purge sortie failed"; return; }
   installed=0
   tidy_apache_state
   left=""
