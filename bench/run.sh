@@ -3,7 +3,9 @@
 # one run. Every load is bounded in count and time and stops by itself; the
 # servers run on 127.0.0.1 in a temp folder and are stopped at the end.
 #
-#   BUILD=build sh bench/run.sh [pushd|nchan|many|fire|rest|wait|all]
+#   BUILD=build sh bench/run.sh [pushd|nchan|many|fire|rest|wait|redis|all]
+#
+# redis: Redis time per fire (bench/rediscost.sh; BENCH_REDIS_FIRES=5000).
 #
 # nchan: sortie-pushd side by side with nchan and the bare limit server, a
 # sweep of publish rates per cell, cores shared and pinned (bench/side.sh,
@@ -261,6 +263,11 @@ fi
 
 if [ "$what" = all ] || [ "$what" = wait ]; then
   sh "$here/bench/wait.sh" "$RUN" "$SECS" | tee -a "$report"
+fi
+
+if [ "$what" = all ] || [ "$what" = redis ]; then
+  say ""
+  sh "$here/bench/rediscost.sh" "${BENCH_REDIS_FIRES:-5000}" | tee -a "$report"
 fi
 
 echo ""
