@@ -6,7 +6,7 @@
 #   tools/deps.sh            build + run + test packages (groff-base: test_man
 #                            renders each man page to catch roff mistakes; the
 #                            pages themselves are built without it)
-#   tools/deps.sh --browser  also Chromium and playwright-core (browser tests)
+#   tools/deps.sh --browser  also Chromium, playwright-core and React (browser tests)
 #   tools/deps.sh --deb      also what `make deb` and its test need (debhelper,
 #                            dpkg-dev, lintian; logrotate, whose -d checks the
 #                            package's rules)
@@ -74,8 +74,13 @@ fi
 
 if [ $want_browser = 1 ]; then
   here=$(cd "$(dirname "$0")/.." && pwd)
-  if [ -f "$here/tests/browser/package.json" ] && [ ! -d "$here/tests/browser/node_modules/playwright-core" ]; then
-    (cd "$here/tests/browser" && npm install --no-audit --no-fund --loglevel=error)
-  fi
+  # npm install (package-lock.json's versions) when a module the browser tests
+  # use is missing: playwright-core; React for docs/CLIENT.md's hook example
+  for m in playwright-core react react-dom; do
+    if [ -f "$here/tests/browser/package.json" ] && [ ! -d "$here/tests/browser/node_modules/$m" ]; then
+      (cd "$here/tests/browser" && npm install --no-audit --no-fund --loglevel=error)
+      break
+    fi
+  done
 fi
 exit 0

@@ -22,7 +22,7 @@ describe('escaping', { timeout: 120_000 }, () => {
       window.__added = [];
       new MutationObserver((ms) => {
         for (const m of ms) for (const n of m.addedNodes) {
-          if (n.nodeName === 'SCRIPT' && !/\/static\/(live|mission)\.js$/.test(n.src || '') &&
+          if (n.nodeName === 'SCRIPT' && !/\/static\/mission\.js$/.test(n.src || '') &&
               n.id !== 'mission-data') window.__added.push(n.outerHTML);
           if (n.nodeName === 'IMG' || n.nodeName === 'B') window.__added.push(n.outerHTML);
         }
@@ -37,7 +37,7 @@ describe('escaping', { timeout: 120_000 }, () => {
     assert.equal(await page.title(), `AAPL BUY · ${TITLE} · Sortie`);
     const scripts = await page.$$eval('script', (s) => s.map((e) => e.src || `#${e.id}`));
     assert.deepEqual(scripts.map((s) => s.replace(/^https?:\/\/[^/]+/, '')),
-      ['#mission-data', '/static/live.js', '/static/mission.js']);
+      ['#mission-data', '/static/mission.js']);
     assert.equal(await page.$$eval('img', (i) => i.length), 0);
     assert.deepEqual(await page.evaluate(() => window.__added), []);
     // the embedded mission data still parses to the same title

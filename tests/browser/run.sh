@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs every tests/browser/*.test.mjs with Node's test runner, one file at a
 # time (each starts its own stack and Chromium), and ends with one line:
-# "N passed, N failed". Needs node, npm install here (playwright-core) and
+# "N passed, N failed". Needs node, npm install here (playwright-core, react) and
 # Debian's chromium (SORTIE_CHROMIUM to use another binary); whatever is
 # missing is reported, and its tests count as failed, never as passed.
 #   sh tests/browser/run.sh [NAME-FILTER]     (BUILD=... to pick the build folder)
@@ -41,8 +41,10 @@ cannot_run() {
 
 command -v node >/dev/null 2>&1 || cannot_run "node is missing (apt-get install nodejs npm)"
 [ -x "$chromium" ] || cannot_run "$chromium is missing (apt-get install chromium)"
-[ -f "$here/node_modules/playwright-core/package.json" ] ||
-  cannot_run "node_modules is missing: run 'npm ci' (or npm install) in tests/browser"
+for m in playwright-core react react-dom; do
+  [ -f "$here/node_modules/$m/package.json" ] ||
+    cannot_run "node_modules/$m is missing: run 'npm ci' (or npm install) in tests/browser"
+done
 for b in cgi-bin/sortie-api bin/sortie-token bin/sortie-pushd; do
   [ -x "$BUILD/$b" ] || cannot_run "$BUILD/$b is missing: run make first"
 done

@@ -219,33 +219,24 @@ export async function launchBrowser() {
 
 // An init script (page.addInitScript(recordLive)): records in window.__events
 // every event the page's code is handed ({id, type, data, and the transport
-// it came by}) and in window.__resets every channel reset, by wrapping
-// SortieLive.connect's callbacks.
+// it came by}) and in window.__resets every channel reset, by wrapping the
+// handlers the page gives to the subscribe() of its client (sortie-client.js),
+// which the pages put in window.sortieLive before they subscribe.
 export function recordLive() {
   window.__events = [];
   window.__resets = [];
   let live;
-  Object.defineProperty(window, 'SortieLive', {
+  Object.defineProperty(window, 'sortieLive', {
     configurable: true,
     get() { return live; },
-    set(v) {
-      live = {
-        ...v,
-        connect(opts) {
-          return v.connect({
-            ...opts,
-            onEvent(env) {
-              window.__events.push({ id: env.id, type: env.type, data: env.data,
-                via: window.sortieLive ? window.sortieLive.transport : null });
-              return opts.onEvent(env);
-            },
-            onReset(ch) {
-              window.__resets.push(ch);
-              return opts.onReset ? opts.onReset(ch) : undefined;
-            },
-          });
-        },
-      };
+    set(client) {
+      live = client;
+      const subscribe = client.subscribe;
+      client.subscribe = (channel, onEvent) => subscribe(channel, (env) => {
+        if (env.type === 'reset') window.__resets.push(env.channel);
+        else window.__events.push({ id: env.id, type: env.type, data: env.data, via: client.transport });
+        return onEvent(env);
+      });
     },
   });
 }

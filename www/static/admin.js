@@ -1,12 +1,15 @@
 /* The admin page: live admin_stats (from each push daemon every 5 s), the
- * system_log stream, and the active signals with live fire counts. Needs an
- * admin (or service) token: ?token= once (kept for the session), or the
- * sortie_token cookie. */
+ * system_log stream, and the active signals with live fire counts, followed
+ * through sortie-client.js. Needs an admin (or service) token: ?token= once
+ * (kept for the session), or the sortie_token cookie. */
+import { createClient } from "./sortie-client.js";
+import { takeToken, storedToken } from "./token.js";
+
 (function () {
   "use strict";
 
   var $ = function (id) { return document.getElementById(id); };
-  var token = SortieLive.takeToken();
+  var token = takeToken();
 
   function get(path) {
     var h = token ? { Authorization: "Bearer " + token } : {};
@@ -138,30 +141,31 @@
     var channels = ["admin", "signals"].concat(signals.slice(0, 60).map(function (s) {
       return "mission:" + s.id;
     }));
-    live = SortieLive.connect({
-      channels: channels,
-      types: ["admin_stats", "system_log", "signal_created", "fire_count_update", "mission_status_update"],
-      token: token,
-      onEvent: function (e) {
-        var d = e.data || {};
-        if (e.type === "admin_stats") showFigures(d);
-        else if (e.type === "system_log") logLine(e.ts, d.level, d.source, d.message);
-        else if (e.type === "signal_created") {
-          addSignal(d);
-          logLine(e.ts, "info", "signals", "new signal " + d.id);
-        } else if (e.type === "fire_count_update") setCount(d.signal_id, d.count);
-        else if (e.type === "mission_status_update" && d.status !== "ACTIVE") removeSignal(d.signal_id);
-      },
-      onReset: function () { load(); },
-      onStatus: function (st, tr) {
-        var b = $("badge");
-        b.className = "badge badge-" + st;
-        b.setAttribute("data-state", st);
-        b.setAttribute("data-transport", tr || "");
-        text("badge-state", { live: "LIVE", reconnecting: "RECONNECTING", offline: "OFFLINE" }[st]);
-        text("badge-transport", tr || "");
-      }
+    live = createClient({ getToken: function () { return storedToken() || token; } });
+    window.sortieLive = live; // for the browser tests and the curious
+    live.on("token", function (t) { token = t; });
+    live.on("state", function (s) {
+      var st = s.state, tr = s.transport;
+      var b = $("badge");
+      b.className = "badge badge-" + st;
+      b.setAttribute("data-state", st);
+      b.setAttribute("data-transport", tr || "");
+      text("badge-state", { live: "LIVE", reconnecting: "RECONNECTING", offline: "OFFLINE",
+                            expired: "SIGNED OUT" }[st]);
+      text("badge-transport", tr || "");
     });
+    function onEvent(e) {
+      var d = e.data || {};
+      if (e.type === "reset") load(); // history lost: the state again
+      else if (e.type === "admin_stats") showFigures(d);
+      else if (e.type === "system_log") logLine(e.ts, d.level, d.source, d.message);
+      else if (e.type === "signal_created") {
+        addSignal(d);
+        logLine(e.ts, "info", "signals", "new signal " + d.id);
+      } else if (e.type === "fire_count_update") setCount(d.signal_id, d.count);
+      else if (e.type === "mission_status_update" && d.status !== "ACTIVE") removeSignal(d.signal_id);
+    }
+    channels.forEach(function (ch) { live.subscribe(ch, onEvent); });
     setInterval(showConnections, 5000);
     // signals created after the page opened are not followed live: their
     // counts (and anything missed) come from a refresh every 15 s

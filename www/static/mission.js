@@ -1,8 +1,11 @@
 /* The mission page: makes the server-rendered briefing live. Reads the signal
  * from the page (<script type="application/json" id="mission-data">), the
  * user's state over REST, then follows mission:{id}, user:{me} and
- * market:{SYMBOL} through SortieLive (live.js). No framework, no build step,
- * no inline script. Money and prices are shown exactly as the API sends them. */
+ * market:{SYMBOL} through sortie-client.js. No framework, no build step, no
+ * inline script. Money and prices are shown exactly as the API sends them. */
+import { createClient, TRANSPORTS } from "./sortie-client.js";
+import { takeToken, storedToken } from "./token.js";
+
 (function () {
   "use strict";
 
@@ -10,8 +13,8 @@
   var mission = JSON.parse($("mission-data").textContent);
   var sid = mission.id;
 
-  /* the token: ?token= once, or the sortie_token cookie (live.js) */
-  var token = SortieLive.takeToken();
+  /* the token: ?token= once, or the sortie_token cookie (token.js) */
+  var token = takeToken();
 
   function headers(extra) {
     var h = extra || {};
@@ -311,20 +314,22 @@
   var live = null;
   function follow(b) {
     if (live || !b) return;
-    live = SortieLive.connect({
+    live = createClient({
       cursor: b.cursor, // the state above is as of this event: follow from here
-      channels: ["mission:" + sid, "user:" + b.user_id, "market:" + mission.symbol],
-      types: ["fire_count_update", "mission_status_update", "user_stats_update", "trade_executed",
-              "trade_closed", "equity_updated", "risk_alert", "notification", "market_update"],
-      token: token,
-      // a fresh token live.js found (sessionStorage) serves REST calls too
-      onToken: function (t) { token = t; },
-      blocked: blocked,
-      onEvent: onEvent,
-      onReset: function () { loadMission(); },
-      onStatus: showBadge
+      transports: TRANSPORTS.filter(function (t) { return !blocked[t]; }),
+      // a newer token the sign-in side left in sessionStorage, else ours
+      getToken: function () { return storedToken() || token; }
     });
     window.sortieLive = live; // for the browser tests and the curious
+    live.on("state", function (s) { showBadge(s.state, s.transport); });
+    live.on("token", function (t) { token = t; }); // the client's token serves REST calls too
+    function onLive(e) {
+      if (e.type === "reset") loadMission(); // history lost: the state again
+      else onEvent(e);
+    }
+    ["mission:" + sid, "user:" + b.user_id, "market:" + mission.symbol].forEach(function (ch) {
+      live.subscribe(ch, onLive);
+    });
   }
 
   loadMission();
