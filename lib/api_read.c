@@ -74,8 +74,9 @@ void sortie_api_fire_count(struct sortie_app *app, struct sortie_req *req,
 void sortie_api_signal_get(struct sortie_app *app, struct sortie_req *req,
                            struct sortie_resp *resp)
 {
-  const char *argv[] = {req->param[0]};
-  sortie_reply_free(read_script(app, resp, SORTIE_LUA_SIGNAL_GET, 1, argv));
+  /* `watching` only where presence is counted (push.presence) */
+  const char *argv[] = {req->param[0], app->cfg.push_presence ? "1" : ""};
+  sortie_reply_free(read_script(app, resp, SORTIE_LUA_SIGNAL_GET, 2, argv));
 }
 
 void sortie_api_stats(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)
@@ -107,8 +108,8 @@ void sortie_api_stats(struct sortie_app *app, struct sortie_req *req, struct sor
 
 void sortie_api_mission(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)
 {
-  const char *argv[] = {req->param[0], req->who.sub};
-  sortie_reply_free(read_script(app, resp, SORTIE_LUA_MISSION, 2, argv));
+  const char *argv[] = {req->param[0], req->who.sub, app->cfg.push_presence ? "1" : ""};
+  sortie_reply_free(read_script(app, resp, SORTIE_LUA_MISSION, 3, argv));
 }
 
 #define EVENTS_MAX_CHANNELS 64
@@ -262,8 +263,8 @@ void sortie_api_admin_stats(struct sortie_app *app, struct sortie_req *req,
                             struct sortie_resp *resp)
 {
   (void)req;
-  const char *argv[] = {"", "", ""};
-  sortie_reply_free(read_script(app, resp, SORTIE_LUA_ADMIN_STATS, 3, argv));
+  const char *argv[] = {"", "", "", app->cfg.push_presence ? "1" : ""};
+  sortie_reply_free(read_script(app, resp, SORTIE_LUA_ADMIN_STATS, 4, argv));
 }
 
 void sortie_api_health(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)

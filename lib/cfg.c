@@ -151,6 +151,16 @@ static const struct key keys[] = {
     I("push.slot_renew_s", push_slot_renew_s, "60", 1, 60,
       "How often, in seconds, each connection's per-user slot is renewed in Redis (a sixth "
       "at a time); a crashed daemon's slots stop counting 180 s after their last renewal."),
+    I("push.presence", push_presence, "1", 0, 1,
+      "1: sortie-pushd counts the distinct users watching each mission (its mission:{id} "
+      "streams), publishes presence_update events, and the REST API shows watching and "
+      "top_watched. 0: no presence work at all, and those members are left out."),
+    I("push.presence_ttl_s", push_presence_ttl_s, "60", 3, 3600,
+      "A worker renews the users it holds every third of this many seconds; a killed "
+      "daemon's or worker's users stop counting at most this long after its last renewal."),
+    I("push.presence_debounce_ms", push_presence_debounce_ms, "1000", 100, 60000,
+      "At most one presence_update per mission this often, in milliseconds; a change held "
+      "back is published when the time comes (the latest count, if it still differs)."),
     I("push.token_warn_s", push_token_warn_s, "30", 0, 3600,
       "Seconds before its token's exp that a WebSocket is sent token_expiring (0: at exp)."),
     I("push.token_grace_s", push_token_grace_s, "10", 0, 3600,

@@ -73,6 +73,9 @@ struct sortie_cfg {
   int push_token_warn_s;
   int push_token_grace_s;
   int push_slot_renew_s; /* per-user limit slots renewed this often (limit.h) */
+  int push_presence; /* 1: count who watches each mission (pushd/presence.h) */
+  int push_presence_ttl_s; /* a worker's presence lapses this long after its last renewal */
+  int push_presence_debounce_ms; /* at most one presence_update per mission this often */
 
   /* Loaded by sortie_cfg_load_secrets(); owned by the struct, freed by
    * sortie_cfg_free(). The secret (HS256) or public key PEM (RS256). */

@@ -260,11 +260,58 @@ void pd_bus_conns_batch(const char *op, unsigned n, const char *const *pairs)
   free(av);
 }
 
-void pd_bus_admin_stats(const char *connections_json, const char *daemon)
+/* ---- presence ---- */
+
+struct pres_req {
+  pd_presence_cb *cb;
+  void *ud;
+};
+
+/* presence.lua answers {1} or {1, why} */
+static void on_presence(void *ud, const sortie_reply *r)
 {
-  const char *av[] = {connections_json, daemon, "publish"};
+  struct pres_req q = *(struct pres_req *)ud;
+  free(ud);
+  const sortie_reply *x = r ? sortie_reply_at(r, 0) : NULL;
+  if (x == NULL || sortie_reply_type(x) != SORTIE_REPLY_INTEGER || sortie_reply_int(x) != 1) {
+    q.cb(q.ud, 0, NULL);
+    return;
+  }
+  char *why = dup_str(sortie_reply_at(r, 1));
+  q.cb(q.ud, 1, why);
+  free(why);
+}
+
+int pd_bus_presence(const char *holder, int ttl_ms, int debounce_ms, unsigned due_max,
+                    unsigned n, const char *const *recs, pd_presence_cb *cb, void *ud)
+{
+  if (!pd_bus_cmd_up())
+    return -1;
+  char ttl[16], deb[16], dm[16];
+  snprintf(ttl, sizeof ttl, "%d", ttl_ms);
+  snprintf(deb, sizeof deb, "%d", debounce_ms);
+  snprintf(dm, sizeof dm, "%u", due_max);
+  const char **av = sortie_xcalloc(4 + 3 * (size_t)n, sizeof *av);
+  av[0] = holder;
+  av[1] = ttl;
+  av[2] = deb;
+  av[3] = dm;
+  memcpy(av + 4, recs, 3 * (size_t)n * sizeof *av);
+  struct pres_req *q = sortie_xmalloc(sizeof *q);
+  q->cb = cb;
+  q->ud = ud;
+  int rc = sortie_aredis_script(cmd, SORTIE_LUA_PRESENCE, 4 + 3 * (int)n, av, on_presence, q);
+  free(av);
+  if (rc < 0)
+    free(q);
+  return rc;
+}
+
+void pd_bus_admin_stats(const char *connections_json, const char *daemon, int presence)
+{
+  const char *av[] = {connections_json, daemon, "publish", presence ? "1" : ""};
   if (cmd)
-    sortie_aredis_script(cmd, SORTIE_LUA_ADMIN_STATS, 3, av, NULL, NULL);
+    sortie_aredis_script(cmd, SORTIE_LUA_ADMIN_STATS, 4, av, NULL, NULL);
 }
 
 void pd_bus_syslog(const char *level, const char *message)

@@ -66,6 +66,17 @@ void pd_bus_conns_open(const char *user, const char *conn_id, int limit, pd_conn
  * and forget. */
 void pd_bus_conns_batch(const char *op, unsigned n, const char *const *pairs);
 
+/** Presence (lib/lua/presence.lua): tells Redis which users this worker
+ * (`holder`) holds on which mission, and lets the script look at the
+ * missions whose time came (at most `due_max`). recs holds n triples (signal
+ * id, user, "1" held / "0" let go), all copied. cb(ud, ok, why): ok 1 when
+ * the script ran (why, borrowed, names a mission it left alone), 0 when
+ * the call failed (nothing known of its effect). Returns 0, or -1 (no
+ * callback) when the command link is down. */
+typedef void pd_presence_cb(void *ud, int ok, const char *why);
+int pd_bus_presence(const char *holder, int ttl_ms, int debounce_ms, unsigned due_max,
+                    unsigned n, const char *const *recs, pd_presence_cb *cb, void *ud);
+
 /** Script calls on the command link not yet answered. */
 unsigned pd_bus_pending(void);
 /** Once a second: an idle command link is pinged, so that a Redis that
@@ -73,9 +84,9 @@ unsigned pd_bus_pending(void);
  * redis.timeout_ms even when nothing else is asked of it. */
 void pd_bus_tick(void);
 
-/** Publishes this daemon's admin_stats (lib/lua/admin_stats.lua); the
- * strings here and below are copied. */
-void pd_bus_admin_stats(const char *connections_json, const char *daemon);
+/** Publishes this daemon's admin_stats (lib/lua/admin_stats.lua), with
+ * top_watched when `presence`; the strings here and below are copied. */
+void pd_bus_admin_stats(const char *connections_json, const char *daemon, int presence);
 /** A line on the admin page's system log. */
 void pd_bus_syslog(const char *level, const char *message);
 

@@ -23,12 +23,18 @@ struct pd_channel {
 };
 
 static pd_held_cb *held_cb;
+static pd_watch_cb *watch_cb;
 static struct pd_channel **table; /* open hashing on the name */
 static uint32_t table_size, nchannels;
 
 void pd_channels_init(pd_held_cb *held)
 {
   held_cb = held;
+}
+
+void pd_channels_watch(pd_watch_cb *cb)
+{
+  watch_cb = cb;
 }
 
 static uint32_t hash(const char *s, size_t len)
@@ -234,6 +240,8 @@ struct pd_sub *pd_sub_add(struct pd_client *c, const char *name)
   }
   c->subs[c->nsubs++] = s;
   pd_stats_self()->subscriptions++;
+  if (watch_cb)
+    watch_cb(c, ch->name, 1);
   return s;
 }
 
@@ -251,6 +259,8 @@ void pd_sub_remove(struct pd_sub *s)
       break;
     }
   pd_stats_self()->subscriptions--;
+  if (watch_cb)
+    watch_cb(c, ch->name, 0);
   free(s);
   if (ch->nsubs == 0)
     channel_release(ch);

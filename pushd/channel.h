@@ -35,6 +35,13 @@ struct pd_sub {
 typedef void pd_held_cb(struct pd_sub *s, struct pd_event *e);
 void pd_channels_init(pd_held_cb *held);
 
+/** Told of each subscription added (added 1) and removed (0): its client
+ * and channel name, borrowed for the call; it must not add or remove
+ * subscriptions. The presence count's feed (main.c wires it to presence.h
+ * when push.presence is on); NULL: nobody. */
+typedef void pd_watch_cb(const struct pd_client *c, const char *channel, int added);
+void pd_channels_watch(pd_watch_cb *cb);
+
 /** Subscribes c to channel `name` (valid; the caller checked rights; the
  * name is copied). Returns the new subscription, or the existing one: it
  * belongs to the channel layer, and lives until pd_sub_remove. */

@@ -18,6 +18,7 @@
 #include "loop.h"
 #include "master.h"
 #include "metrics.h"
+#include "presence.h"
 #include "resume.h"
 #include "transport.h"
 
@@ -34,6 +35,7 @@
 #include <unistd.h>
 
 static struct sortie_cfg *cfg;
+static struct sortie_loop *wloop;
 static int worker_id;
 static volatile sig_atomic_t stopping, got_hup, drained;
 
@@ -65,7 +67,15 @@ static void end_of_turn(void *ud)
     drained = 1;
 }
 
-static struct sortie_timer t_sse, t_ws, t_limits, t_drain, t_trim, t_admin, t_jobs;
+static struct sortie_timer t_sse, t_ws, t_limits, t_drain, t_trim, t_admin, t_jobs, t_presence;
+
+/* Presence (push.presence): who holds which mission goes to Redis in
+ * batches, and the missions whose time came are looked at, every tick. */
+static void tick_presence(struct sortie_timer *t)
+{
+  pd_presence_tick(sortie_loop_now(wloop));
+  sortie_timer_arm(t, PD_PRESENCE_TICK_MS);
+}
 
 static void tick_jobs(struct sortie_timer *t)
 {
@@ -84,7 +94,7 @@ static void tick_admin(struct sortie_timer *t)
     gethostname(host, sizeof host - 1);
     snprintf(name, sizeof name, "%s:%d", host, cfg->push_port);
     pd_stats_connections(&b);
-    pd_bus_admin_stats(b.base, name);
+    pd_bus_admin_stats(b.base, name, cfg->push_presence);
     sortie_buf_free(&b);
   }
   sortie_timer_arm(t, 5000);
@@ -165,6 +175,15 @@ static int listen_socket(const char *addr, int port)
   return fd;
 }
 
+/* The command link is up (again): resume jobs that waited for it go on, and
+ * Redis hears again of every user this worker holds (it may have lost
+ * them). */
+static void on_cmd_up(void)
+{
+  pd_resume_on_cmd_up();
+  pd_presence_on_cmd_up();
+}
+
 /* The layers, from the bottom: the loop, the Redis links (bus), the sockets
  * and clients, channels and resume, the transports, HTTP. Redis reports
  * upward through the callbacks wired here and nowhere else. */
@@ -174,7 +193,7 @@ static const struct pd_bus_cbs bus_cbs = {
     .unsubscribed = pd_channels_on_unsubscribed,
     .sub_up = pd_resume_on_up,
     .sub_down = pd_resume_on_down,
-    .cmd_up = pd_resume_on_cmd_up,
+    .cmd_up = on_cmd_up,
 };
 
 static int run_worker(int id, void *ud)
@@ -208,7 +227,13 @@ static int run_worker(int id, void *ud)
     LOG_ERROR("pushd", "worker %d: cannot start the HTTP side", id);
     return 1;
   }
+  wloop = loop;
   pd_clients_init(loop, cfg, id);
+  if (cfg->push_presence) {
+    /* every mission subscription added or removed is counted */
+    pd_presence_init(cfg);
+    pd_channels_watch(pd_presence_watch);
+  }
   pd_bus_start(loop, cfg, id, &bus_cbs);
   sortie_loop_on_turn_end(loop, end_of_turn, NULL);
   sortie_timer_init(&t_sse, loop, tick_sse);
@@ -218,6 +243,9 @@ static int run_worker(int id, void *ud)
   sortie_timer_init(&t_jobs, loop, tick_jobs);
   sortie_timer_init(&t_admin, loop, tick_admin);
   sortie_timer_init(&t_drain, loop, drain_deadline);
+  sortie_timer_init(&t_presence, loop, tick_presence);
+  if (cfg->push_presence)
+    sortie_timer_arm(&t_presence, PD_PRESENCE_TICK_MS);
   sortie_timer_arm(&t_sse, (uint64_t)cfg->push_heartbeat_s * 1000);
   sortie_timer_arm(&t_ws, (uint64_t)cfg->push_ping_s * 1000);
   sortie_timer_arm(&t_limits, (uint64_t)cfg->push_slot_renew_s * 1000 / RENEW_SLICES);
@@ -235,6 +263,9 @@ static int run_worker(int id, void *ud)
   sortie_timer_arm(&t_drain, 2000);
   sortie_loop_end_turn(loop);
   sortie_loop_run(loop, &drained);
+  /* the users this worker held are let go at once (its clients are gone) */
+  sortie_timer_stop(&t_presence);
+  pd_presence_stop(sortie_loop_now(loop));
   /* what the closes asked of Redis (the users' connection slots given back)
    * goes out and is answered before the links are dropped: at most 1 s */
   for (int i = 0; i < 20 && pd_bus_pending() > 0; i++)

@@ -1,5 +1,6 @@
 -- GET /api/missions/{id}: the briefing and, for the caller, fired + stats, read
--- in one consistent snapshot. ARGV[4] signal id, [5] caller's user id.
+-- in one consistent snapshot. ARGV[4] signal id, [5] caller's user id, [6] '1'
+-- to add `watching` (push.presence, presence.lua).
 local sid, uid = ARGV[4], ARGV[5]
 local now = now_ms()
 local view = signal_view(sid, now)
@@ -15,7 +16,11 @@ if not cursor then
   redis.call('SET', P .. 'lastid', string.format('%d-0', now), 'NX')
   cursor = redis.call('GET', P .. 'lastid')
 end
-return {200, with_member(cjson.encode({signal = view, status = view.status,
+local m = {signal = view, status = view.status,
   seconds_left = view.seconds_left, fire_count = view.fire_count, fired = tid ~= false,
   trade_id = tid or cjson.null, user_id = uid, server_time = math.floor(now / 1000),
-  cursor = cursor}), 'stats', stats)}
+  cursor = cursor}
+if ARGV[6] == '1' then
+  m.watching = redis.call('ZCOUNT', P .. 'pres:' .. sid, '(' .. now, '+inf')
+end
+return {200, with_member(cjson.encode(m), 'stats', stats)}

@@ -436,10 +436,11 @@ unsigned pd_bus_pending(void)
   return 0;
 }
 
-void pd_bus_admin_stats(const char *connections_json, const char *daemon)
+void pd_bus_admin_stats(const char *connections_json, const char *daemon, int presence)
 {
   (void)connections_json;
   (void)daemon;
+  (void)presence;
 }
 
 void pd_bus_syslog(const char *level, const char *message)
