@@ -9,7 +9,9 @@
 #   tools/deps.sh --browser  also Chromium, playwright-core and React (browser tests)
 #   tools/deps.sh --deb      also what `make deb` and its test need (debhelper,
 #                            dpkg-dev, lintian; logrotate, whose -d checks the
-#                            package's rules)
+#                            package's rules; systemd, whose systemd-analyze
+#                            checks its units: present on any Debian machine
+#                            but a container, and nothing is started)
 #   tools/deps.sh --bench    also what the benchmarks need (wrk; Flask, redis-py
 #                            and gunicorn for the peer of bench/peer/; nginx-light
 #                            and its nchan module, run privately by bench/nchan.sh)
@@ -34,7 +36,7 @@ for a in "$@"; do
   esac
 done
 [ $want_browser = 1 ] && PKGS="$PKGS chromium nodejs npm"
-[ $want_deb = 1 ] && PKGS="$PKGS debhelper dpkg-dev lintian logrotate"
+[ $want_deb = 1 ] && PKGS="$PKGS debhelper dpkg-dev lintian logrotate systemd"
 [ $want_bench = 1 ] && PKGS="$PKGS wrk procps python3-flask python3-redis python3-jwt gunicorn nginx-light libnginx-mod-nchan"
 
 missing=""
