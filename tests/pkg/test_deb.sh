@@ -25,10 +25,9 @@
 #   sh tests/pkg/test_deb.sh            (tests/run.sh runs it)
 set -u
 here=${SORTIE_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
+# (mode 700: only the test and root use it; the servers' output files are
+# opened by the test's shell)
 T=$(mktemp -d "${SORTIE_TEST_TMP:-${TMPDIR:-/tmp}}/deb-XXXXXX")
-# Apache's workers (www-data) read nothing in here, but the pool's user
-# writes nothing either: only root and the test use it
-chmod 755 "$T"
 
 failed_step=""   # the check whose failure stops the rest
 deb=""
@@ -248,7 +247,7 @@ check_secret_generated() {
   $SUDO test -f $s || { bad "postinst made no $s"; return; }
   got=$($SUDO stat -c '%U:%G %a' $s)
   [ "$got" = "root:sortie 640" ] || { bad "$s is $got, not root:sortie 640"; return; }
-  n=$($SUDO wc -c <$s)
+  n=$($SUDO cat $s | wc -c)
   [ "$n" -ge 32 ] || { bad "$s holds $n bytes, fewer than the 32 HS256 needs"; return; }
   $SUDO sha256sum $s >"$T/secret.sum"
   say "$s: $got, $n bytes"
@@ -486,16 +485,24 @@ check_secret_kept_on_reinstall() {
 # apt remove: the programs go, the snippets are disabled (Apache would not
 # start with them: they include files the removal deletes), the secret, the
 # configuration and the user stay
+# the package's snippets enabled in Apache, by name
+enabled_snippets() {
+  for l in /etc/apache2/conf-enabled/sortie*.conf; do
+    [ -L "$l" ] && printf '%s ' "${l##*/}"
+  done
+  return 0
+}
+
 check_remove_keeps_secret_and_disables_snippets() {
   stop_servers
-  enabled=$(ls /etc/apache2/conf-enabled/ | grep '^sortie' | tr '\n' ' ')
+  enabled=$(enabled_snippets)
   [ -n "$enabled" ] || { bad "no sortie snippet was enabled before the remove (an earlier check failed)"; return; }
   $APT remove -y -q sortie >"$T/remove.log" 2>&1 ||
     { show "$T/remove.log"; bad "apt-get remove sortie failed"; return; }
   st=$(dpkg-query -W -f='${db:Status-Status}' sortie 2>/dev/null)
   [ "$st" = config-files ] || { bad "after the remove the package is '$st', not config-files"; return; }
   [ ! -e /usr/bin/sortie-api ] || { bad "/usr/bin/sortie-api is still there"; return; }
-  left=$(ls /etc/apache2/conf-enabled/ | grep '^sortie' | tr '\n' ' ')
+  left=$(enabled_snippets)
   [ -z "$left" ] || { bad "the remove left enabled: $left"; return; }
   say "disabled by the remove: $enabled"
   $SUDO sha256sum -c --quiet "$T/secret.sum" >/dev/null 2>&1 || { bad "the remove changed or removed the secret"; return; }
