@@ -18,9 +18,12 @@ SORTIE_WORLD_CONF("push.workers = 2\npush.presence_ttl_s = 3\n");
 
 Test(presence_faults, kill9_of_a_daemon_its_viewers_stop_counting_within_the_ttl, .timeout = 120)
 {
-  char sid[96], alice[96], bob[96], carol[96], bbase[64];
+  char sid[96], sid2[96], alice[96], bob[96], carol[96], dave[96], bbase[64];
   snprintf(sid, sizeof sid, "%s", uniq("presk"));
   cr_assert_eq(make_signal(sid, 3600), 201);
+  snprintf(sid2, sizeof sid2, "%s", uniq("presk2"));
+  cr_assert_eq(make_signal(sid2, 3600), 201);
+  snprintf(dave, sizeof dave, "%s", uniq("dave"));
   snprintf(alice, sizeof alice, "%s", uniq("alice"));
   snprintf(bob, sizeof bob, "%s", uniq("bob"));
   snprintf(carol, sizeof carol, "%s", uniq("carol"));
@@ -31,15 +34,22 @@ Test(presence_faults, kill9_of_a_daemon_its_viewers_stop_counting_within_the_ttl
   struct ws_client *a_on_b = tab_ws(bbase, sid, alice);
   struct sse_client *b_on_b = tab_sse(bbase, sid, bob);
   struct ws_client *c_on_a = tab_ws(world_push_base(), sid, carol);
+  /* and a second mission watched from B alone: once B is dead, no daemon
+   * touches it again, and its expiry alone must bring the drop */
+  struct sse_client *d_on_b = tab_sse(bbase, sid2, dave);
   cr_assert_eq(wait_holders(sid, alice, 2), 2);
   cr_assert_eq(wait_watching(sid, 3), 3);
   wait_update(sid, 3);
+  cr_assert_eq(wait_watching(sid2, 1), 1);
+  wait_update(sid2, 1);
 
   /* B dies without a word: nothing is given back */
   stop_daemon(b, SIGKILL);
   /* bob goes once B's holdings expire; alice stays (A holds her) */
   cr_assert_eq(wait_watching(sid, 2), 2, "B's viewers still count after its TTL");
   wait_update(sid, 2);
+  cr_assert_eq(wait_watching(sid2, 0), 0, "B's viewers still count after its TTL");
+  wait_update(sid2, 0);
   cr_assert_eq(wait_holders(sid, bob, 0), 0, "B's holding of bob is still in Redis");
   /* B's expired holding goes from her record at A's next renewal */
   cr_assert_eq(wait_holders(sid, alice, 1), 1, "alice: A's holding alone");
@@ -53,4 +63,5 @@ Test(presence_faults, kill9_of_a_daemon_its_viewers_stop_counting_within_the_ttl
   wait_update(sid, 0);
   ws_close(a_on_b);
   sse_close(b_on_b);
+  sse_close(d_on_b);
 }
