@@ -3,6 +3,7 @@
  *
  *   fanout -h HOST -p PORT -t sse|ws -n SUBSCRIBERS -c CHANNEL -k TOKEN
  *          [-s sortie|nchan|bare] [-d SECONDS] [-i] [-q PATH_PREFIX] [-b SOURCE_ADDRESS]
+ *          [-K TOKENS_FILE]
  *          [-S STEPS [-L P99_LIMIT_MS] [-T RETRIES] [-C PIDS] [-R PIDS] -- PUBLISHER ARGS...]
  *
  * Opens n connections, waits until all are subscribed, then counts every
@@ -16,6 +17,10 @@
  * live at the id-only message (SSE) or the "subscribed" answer (WS). nchan
  * and bare are one URL per channel, GET /sub?c=C, as SSE or WebSocket; an SSE
  * stream is live at its first comment line, a WebSocket at its 101.
+ *
+ * -K: a file of tokens, one a line; connection i uses line i modulo their
+ * number (instead of -k's one token for all): distinct users, for the
+ * presence bench (bench/run.sh presence).
  *
  * With -i it only holds the connections (idle) until stdin closes, printing
  * "ready" once all are open. -b binds the client side to another loopback
@@ -65,6 +70,8 @@ static const char *host = "127.0.0.1", *source;
 static int port = 8081;
 static struct sc_target target = {.prefix = "", .channel = "market:BENCH", .token = ""};
 static struct sc_conn *conns;
+static char **tokens; /* -K: one per user */
+static int ntokens;
 static int epfd;
 static long long received, bytes_in;
 static long long last_expect; /* the deliveries the last sweep step expected */
@@ -149,6 +156,8 @@ static int pump(int ms)
     if (c->state == SC_CONNECTING && (evs[i].events & EPOLLOUT)) {
       struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
       epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+      if (ntokens)
+        target.token = tokens[(c - conns) % ntokens];
       sc_send_head(c, &target);
     }
     if (c->state != SC_DEAD && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
@@ -180,6 +189,28 @@ static void stats_reset(void)
   received = 0;
   bytes_in = 0;
   memset(hist, 0, HMAX * sizeof *hist);
+}
+
+/* -K: the tokens of a file, one a line */
+static int load_tokens(const char *path)
+{
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t len;
+  while ((len = getline(&line, &cap, f)) > 0) {
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+      line[--len] = '\0';
+    if (len == 0)
+      continue;
+    tokens = realloc(tokens, (size_t)(ntokens + 1) * sizeof *tokens);
+    tokens[ntokens++] = strdup(line);
+  }
+  free(line);
+  fclose(f);
+  return ntokens > 0 ? 0 : -1;
 }
 
 /* ---- the sweep ---- */
@@ -405,7 +436,7 @@ int main(int argc, char **argv)
 {
   int opt, limit_ms = 100, retries = 0;
   const char *steps = NULL, *srv_pids = NULL, *redis_pids = NULL;
-  while ((opt = getopt(argc, argv, "h:p:t:n:c:k:d:iq:b:s:S:L:T:C:R:")) != -1) {
+  while ((opt = getopt(argc, argv, "h:p:t:n:c:k:K:d:iq:b:s:S:L:T:C:R:")) != -1) {
     switch (opt) {
     case 'h': host = optarg; break;
     case 'p': port = atoi(optarg); break;
@@ -413,6 +444,12 @@ int main(int argc, char **argv)
     case 'n': nsubs = atoi(optarg); break;
     case 'c': target.channel = optarg; break;
     case 'k': target.token = optarg; break;
+    case 'K':
+      if (load_tokens(optarg) < 0) {
+        fprintf(stderr, "fanout: no tokens in %s\n", optarg);
+        return 2;
+      }
+      break;
     case 'd': duration = atoi(optarg); break;
     case 'i': idle = 1; break;
     case 'q': target.prefix = optarg; break;
@@ -427,7 +464,7 @@ int main(int argc, char **argv)
     case 'R': redis_pids = optarg; break;
     default:
       fprintf(stderr, "usage: fanout -h HOST -p PORT -t sse|ws -n N -c CHANNEL -k TOKEN "
-                      "[-s sortie|nchan|bare] [-d S] [-i] [-q PREFIX] [-b SOURCE] "
+                      "[-s sortie|nchan|bare] [-d S] [-i] [-q PREFIX] [-b SOURCE] [-K TOKENS] "
                       "[-S STEPS [-L MS] [-T RETRIES] [-C PIDS] [-R PIDS] -- PUBLISHER ARGS...]\n");
       return 2;
     }

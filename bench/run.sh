@@ -3,7 +3,11 @@
 # one run. Every load is bounded in count and time and stops by itself; the
 # servers run on 127.0.0.1 in a temp folder and are stopped at the end.
 #
-#   BUILD=build sh bench/run.sh [pushd|nchan|many|fire|rest|wait|redis|all]
+#   BUILD=build sh bench/run.sh [pushd|nchan|many|fire|rest|wait|redis|presence|all]
+#
+# presence: connects/s and deliveries/s with push.presence off and on, in the
+# same run (bench/presence.sh; BENCH_PRESENCE=2000 subscribers, two tabs a
+# user, BENCH_PRESENCE_RATE=10 events/s).
 #
 # redis: Redis time per fire (bench/rediscost.sh; BENCH_REDIS_FIRES=5000).
 #
@@ -268,6 +272,14 @@ fi
 if [ "$what" = all ] || [ "$what" = redis ]; then
   say ""
   sh "$here/bench/rediscost.sh" "${BENCH_REDIS_FIRES:-5000}" | tee -a "$report"
+fi
+
+if [ "$what" = all ] || [ "$what" = presence ]; then
+  say ""
+  for t in sse ws; do
+    wait_conns_zero
+    sh "$here/bench/presence.sh" "$RUN" "$SECS" "$t" | tee -a "$report"
+  done
 fi
 
 echo ""
