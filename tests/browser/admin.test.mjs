@@ -1,7 +1,7 @@
 // The admin page (/admin): live figures from the push daemon, active signals with live fire counts, the system log, and refusal without an admin token.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openWorld, closeWorld, recordLive, newPage, waitLive, textOf, waitText, T } from './world.mjs';
+import { openWorld, closeWorld, recordLive, newLeaderPage, waitLive, textOf, waitText, T } from './world.mjs';
 
 describe('admin page', { timeout: 120_000 }, () => {
   let world, browser, admin, sigs;
@@ -20,7 +20,7 @@ describe('admin page', { timeout: 120_000 }, () => {
   // have come over the push stream. Records every event handed to the page
   // (recordLive) and every admin_stats frame that came in over its WebSocket.
   async function open(token) {
-    const page = await newPage(browser);
+    const page = await newLeaderPage(browser);
     await page.addInitScript(recordLive);
     const reads = { '/api/admin/stats': 0, '/api/signals': 0 };
     page.restRefused = [];

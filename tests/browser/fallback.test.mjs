@@ -1,7 +1,7 @@
 // Without WebSocket the page falls back to SSE, then long-poll, then REST polling, and events still arrive.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openWorld, closeWorld, recordLive, newPage, waitLive, textOf, waitText } from './world.mjs';
+import { openWorld, closeWorld, recordLive, newLeaderPage, waitLive, textOf, waitText } from './world.mjs';
 
 // a WebSocket that never connects: errors, then closes, like a proxy that refuses upgrades
 function brokenWebSocket() {
@@ -39,7 +39,7 @@ describe('transport fallback', { timeout: 180_000 }, () => {
 
   test('?no=websocket: LIVE over SSE, and events arrive', async () => {
     const sig = await world.createSignal({ symbol: 'MSFT' });
-    const page = await newPage(browser);
+    const page = await newLeaderPage(browser);
     const wsUrls = [];
     page.on('websocket', (ws) => wsUrls.push(ws.url()));
     await page.goto(world.missionUrl(sig.id, world.token('ola'), 'no=websocket'));
@@ -53,7 +53,7 @@ describe('transport fallback', { timeout: 180_000 }, () => {
 
   test('a WebSocket that always fails: LIVE over SSE, and events arrive', async () => {
     const sig = await world.createSignal({ symbol: 'NVDA' });
-    const page = await newPage(browser);
+    const page = await newLeaderPage(browser);
     await page.addInitScript(brokenWebSocket);
     await page.goto(world.missionUrl(sig.id, world.token('pia')));
     await waitLive(page, 'sse');
@@ -64,7 +64,7 @@ describe('transport fallback', { timeout: 180_000 }, () => {
 
   test('a WebSocket the server closes at once: LIVE over SSE, and events arrive', async () => {
     const sig = await world.createSignal({ symbol: 'AMD' });
-    const page = await newPage(browser);
+    const page = await newLeaderPage(browser);
     let tries = 0;
     await page.routeWebSocket(/\/push\/ws/, (ws) => { tries++; ws.close({ code: 1011, reason: 'down' }); });
     await page.goto(world.missionUrl(sig.id, world.token('quin')));
@@ -76,7 +76,7 @@ describe('transport fallback', { timeout: 180_000 }, () => {
 
   test('?no=websocket,sse: long-poll, and events arrive', async () => {
     const sig = await world.createSignal({ symbol: 'TSLA' });
-    const page = await newPage(browser);
+    const page = await newLeaderPage(browser);
     await page.goto(world.missionUrl(sig.id, world.token('rae'), 'no=websocket,sse'));
     await page.waitForFunction(() => document.getElementById('badge').dataset.transport === 'longpoll');
     await eventsArrive(page, sig, '251.40');
@@ -87,7 +87,7 @@ describe('transport fallback', { timeout: 180_000 }, () => {
 
   test('?no=websocket,sse: the badge says LIVE over long-poll before any event has come', async () => {
     const sig = await world.createSignal({ symbol: 'ORCL' });
-    const page = await newPage(browser);
+    const page = await newLeaderPage(browser);
     await page.addInitScript(recordLive);
     await page.goto(world.missionUrl(sig.id, world.token('ray'), 'no=websocket,sse'));
     await waitLive(page, 'longpoll');
@@ -97,7 +97,7 @@ describe('transport fallback', { timeout: 180_000 }, () => {
 
   test('?no=websocket,sse,longpoll: REST polling, and events arrive', async () => {
     const sig = await world.createSignal({ symbol: 'INTC' });
-    const page = await newPage(browser);
+    const page = await newLeaderPage(browser);
     await page.goto(world.missionUrl(sig.id, world.token('sam'), 'no=websocket,sse,longpoll'));
     await page.waitForFunction(() => document.getElementById('badge').dataset.transport === 'polling');
     await eventsArrive(page, sig, '21.15');

@@ -1,7 +1,7 @@
 // With the whole server (Apache) down the page says OFFLINE, backs off its retries, and comes back LIVE.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openWorld, closeWorld, newPage, waitLive, waitText, T, pauseClock } from './world.mjs';
+import { openWorld, closeWorld, newLeaderPage, waitLive, waitText, T, pauseClock } from './world.mjs';
 
 // counts the page's fetches in flight and notes, on the page's clock, when
 // each REST poll (GET /api/events) starts
@@ -29,7 +29,7 @@ describe('server outage', { timeout: 180_000 }, () => {
   before(async () => {
     ({ world, browser } = await openWorld());
     sig = await world.createSignal();
-    page = await newPage(browser);
+    page = await newLeaderPage(browser);
     // the page's timers and Date run on a clock the test can stop and move
     await page.clock.install();
     await page.addInitScript(recordFetches);

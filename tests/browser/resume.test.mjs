@@ -1,7 +1,7 @@
 // A page that comes back after its history was trimmed gets a reset and refetches its state.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openWorld, closeWorld, recordLive, newPage, waitLive, textOf, waitText } from './world.mjs';
+import { openWorld, closeWorld, recordLive, newLeaderPage, waitLive, textOf, waitText } from './world.mjs';
 
 describe('resume past the history', { timeout: 120_000 }, () => {
   let world, browser;
@@ -10,7 +10,7 @@ describe('resume past the history', { timeout: 120_000 }, () => {
 
   test('a WebSocket that comes back past the trimmed history resets, and the page refetches', async () => {
     const sig = await world.createSignal({ symbol: 'IBM' });
-    const page = await newPage(browser);
+    const page = await newLeaderPage(browser);
     await page.addInitScript(recordLive);
     // the page's WebSocket goes through here: `hold` drops what the daemon sends
     let hold = false;

@@ -1,7 +1,7 @@
 // Loading and error states: FIRE in flight, FIRE failing, the state failing to load, the browser offline.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openWorld, closeWorld, newPage, waitLive, textOf, waitText } from './world.mjs';
+import { openWorld, closeWorld, newLeaderPage, waitLive, textOf, waitText } from './world.mjs';
 
 describe('loading and error states', { timeout: 150_000 }, () => {
   let world, browser;
@@ -10,7 +10,7 @@ describe('loading and error states', { timeout: 150_000 }, () => {
 
   async function open(sub) {
     const sig = await world.createSignal();
-    const page = await newPage(browser);
+    const page = await newLeaderPage(browser);
     await page.goto(world.missionUrl(sig.id, world.token(sub)));
     await page.waitForSelector('#fire[data-state="idle"]');
     await waitLive(page, 'websocket');
@@ -72,7 +72,7 @@ describe('loading and error states', { timeout: 150_000 }, () => {
 
   test('the state failing to load says so, then loads on a retry', async () => {
     const sig = await world.createSignal();
-    const page = await newPage(browser);
+    const page = await newLeaderPage(browser);
     let fails = 1;
     await page.route('**/api/missions/**', (route) => (fails-- > 0
       ? route.fulfill({ status: 503, contentType: 'application/problem+json', body: '{"status":503}' })

@@ -1,7 +1,7 @@
 // The mission page outlives its token: over WebSocket it sends a refresh when warned (token_expiring) and keeps its one connection; over SSE the stream ends at exp and the page opens it again on the fresh token, from its cursor, missing and doubling nothing.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openWorld, closeWorld, recordLive, newPage, waitLive, waitText, waitUntil } from './world.mjs';
+import { openWorld, closeWorld, recordLive, newLeaderPage, waitLive, waitText, waitUntil } from './world.mjs';
 
 // counts the page's WebSockets and EventSources, and the WebSocket messages it gets
 function recordTransports() {
@@ -45,7 +45,7 @@ describe('token lifetime on the mission page', { timeout: 150_000 }, () => {
   after(async () => { await closeWorld(world, browser); });
 
   test('WebSocket: a refresh in place when warned, one connection past the old exp and its grace', async () => {
-    const page = await newPage(browser);
+    const page = await newLeaderPage(browser);
     await page.addInitScript(recordLive);
     await page.addInitScript(recordTransports);
     await page.goto(world.missionUrl(sig.id, world.token('tina', { ttl: 20 })));
@@ -73,7 +73,7 @@ describe('token lifetime on the mission page', { timeout: 150_000 }, () => {
   });
 
   test('SSE: the stream ends at exp, the page resumes on the fresh token, nothing lost or doubled', async () => {
-    const page = await newPage(browser);
+    const page = await newLeaderPage(browser);
     await page.addInitScript(recordLive);
     await page.addInitScript(recordTransports);
     const fresh = world.token('tess');

@@ -251,6 +251,20 @@ export async function newPage(browser, contextOptions = {}) {
   return page;
 }
 
+// An init script: the page without SharedWorker, so that the pages' shared
+// client (sortie-share.js) elects a tab with Web Locks and holds the push
+// connection in that tab: a page alone in its context is that tab.
+export function noSharedWorker() { delete window.SharedWorker; }
+
+// a new page (newPage) that holds its push connection itself (noSharedWorker),
+// for the tests that watch or replace the page's own WebSocket, EventSource,
+// fetch, clock or network state, or route its WebSocket
+export async function newLeaderPage(browser, contextOptions = {}) {
+  const page = await newPage(browser, contextOptions);
+  await page.addInitScript(noSharedWorker);
+  return page;
+}
+
 // waits until the badge says LIVE over `transport`
 export async function waitLive(page, transport = 'websocket', timeout = T) {
   await page.waitForFunction(

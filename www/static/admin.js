@@ -141,7 +141,7 @@ import { takeToken, storedToken } from "./token.js";
     var channels = ["admin", "signals"].concat(signals.slice(0, 60).map(function (s) {
       return "mission:" + s.id;
     }));
-    live = createClient({ getToken: function () { return storedToken() || token; } });
+    live = createClient({ share: true, getToken: function () { return storedToken() || token; } });
     window.sortieLive = live; // for the browser tests and the curious
     live.on("token", function (t) { token = t; });
     live.on("state", function (s) {

@@ -316,6 +316,7 @@ import { takeToken, storedToken } from "./token.js";
     if (live || !b) return;
     live = createClient({
       cursor: b.cursor, // the state above is as of this event: follow from here
+      share: true,      // one connection for all this user's tabs (docs/CLIENT.md)
       transports: TRANSPORTS.filter(function (t) { return !blocked[t]; }),
       // a newer token the sign-in side left in sessionStorage, else ours
       getToken: function () { return storedToken() || token; }

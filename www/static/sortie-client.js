@@ -16,6 +16,8 @@
  * random, WebSocket, EventSource, fetch, online/offline): node tests drive it
  * with scripted fakes (tests/browser/client.test.mjs). */
 
+import { createShared } from './sortie-share.js';
+
 export const LIVE = 'live';
 export const RECONNECTING = 'reconnecting';
 export const OFFLINE = 'offline';
@@ -92,8 +94,15 @@ function defaultEnv() {
 
 /* Creates a client; it connects once something is subscribed.
  * options: getToken() → a token, null (the sortie_token cookie travels by
- * itself) or a Promise of either; and DEFAULTS' keys; env: see defaultEnv. */
+ * itself) or a Promise of either; DEFAULTS' keys; env: see defaultEnv;
+ * share: true to share one connection with the other tabs of this origin
+ * and user (sortie-share.js), where the browser allows it. */
 export function createClient(options = {}) {
+  return (options.share && createShared(options)) || createDirect(options);
+}
+
+/* A client with a connection of its own. */
+export function createDirect(options = {}) {
   const opts = { ...DEFAULTS, ...options };
   const env = { ...defaultEnv(), ...(options.env || {}) };
   const order = TRANSPORTS.filter((t) => opts.transports.includes(t));
