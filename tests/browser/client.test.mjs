@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as sortie from '../../www/static/sortie-client.js';
+import { createHub } from '../../www/static/sortie-share.js';
 
 const { createClient, backoff, LIVE, RECONNECTING, OFFLINE, EXPIRED } = sortie;
 
@@ -113,6 +114,7 @@ function setup(options = {}) {
     online: () => win.online,
     listen: (t, fn) => { win.listeners[t] = fn; },
     unlisten: (t) => { delete win.listeners[t]; },
+    ...options.env,
   };
   const client = createClient({ getToken: () => 'tok-1', ...options, env });
   const states = [];
@@ -437,3 +439,61 @@ describe('sortie-client state machine', () => {
     assert.equal(m.createClient, sortie.createClient);
   });
 });
+
+// the hub of a shared connection (sortie-share.js): members are tabs, each
+// reached by send(member, message)
+describe('sortie-share hub', () => {
+  function hubSetup(cursor = null) {
+    const w = setup();
+    w.client.close(); // only its fakes are used
+    const got = {};  // member -> messages
+    const hub = createHub({ cursor, env: w.env }, (to, m) => (got[to] ||= []).push(m), () => 'tok-1');
+    const events = (to) => (got[to] || []).filter((m) => m.t === 'event').map((m) => m.env.id || `reset:${m.env.channel}`);
+    return { ...w, hub, got, events };
+  }
+
+  test('one connection for the union of the members\' channels; each member gets its own channels\' events', async () => {
+    const h = hubSetup();
+    h.hub.receive({ t: 'hello', from: 'a', channels: ['mission:sig_1'], cursor: null });
+    h.hub.receive({ t: 'hello', from: 'b', channels: ['mission:sig_1', 'user:u'], cursor: null });
+    await h.clock.advance(0);
+    assert.equal(FakeWebSocket.all.length, 1);
+    h.ws().greet();
+    assert.deepEqual(h.ws().sent[0].channels, ['mission:sig_1', 'user:u']);
+    h.ws().say({ type: 'subscribed', channels: ['mission:sig_1', 'user:u'] });
+    assert.deepEqual(h.got.a.filter((m) => m.t === 'state').at(-1), { t: 'state', state: LIVE, transport: 'websocket' });
+    h.ws().say(ev(1));
+    h.ws().say(ev(2, 'user:u'));
+    assert.deepEqual(h.events('a'), ['1-0']);
+    assert.deepEqual(h.events('b'), ['1-0', '2-0']);
+    // the last member of user:u goes: the channel is dropped in place
+    h.hub.receive({ t: 'bye', from: 'b' });
+    await flush();
+    assert.deepEqual(h.ws().sent.at(-1), { action: 'unsubscribe', channels: ['user:u'] });
+  });
+
+  test('a member joining late gets what it missed since its cursor from the hub\'s buffer, or a reset; then joined', async () => {
+    const h = hubSetup('10-0');
+    h.hub.receive({ t: 'hello', from: 'a', channels: ['mission:sig_1'], cursor: '10-0' });
+    await wsLive(h);
+    for (const ms of [11, 12, 13]) h.ws().say(ev(ms));
+    // b read its state at 11-0: it gets 12 and 13, then joined
+    h.hub.receive({ t: 'hello', from: 'b', channels: ['mission:sig_1'], cursor: '11-0' });
+    assert.deepEqual(h.events('b'), ['12-0', '13-0']);
+    assert.deepEqual(h.got.b.at(-1), { t: 'joined', channel: 'mission:sig_1' });
+    // c read its state before the hub followed the channel: a reset
+    h.hub.receive({ t: 'hello', from: 'c', channels: ['mission:sig_1'], cursor: '9-0' });
+    assert.deepEqual(h.events('c'), ['reset:mission:sig_1']);
+    h.ws().say(ev(14));
+    assert.deepEqual(h.events('a'), ['11-0', '12-0', '13-0', '14-0']);
+    assert.deepEqual(h.events('b'), ['12-0', '13-0', '14-0']);
+  });
+
+  test('a browser without SharedWorker and Web Locks: share gives a client of its own', () => {
+    // (a BroadcastChannel alone is not enough: the leader is elected with Web Locks)
+    const w = setup({ share: true, env: { SharedWorker: undefined, locks: undefined, BroadcastChannel: class {} } });
+    assert.equal(w.client.sharing, undefined);
+    assert.equal(typeof w.client.subscribe, 'function');
+  });
+});
+

@@ -226,8 +226,17 @@ export function createShared(options) {
     port.onmessage = (e) => fromHub(e.data);
     port.start();
     toHub = (m) => port.postMessage({ ...m, from: id });
-    const bye = () => toHub({ t: 'bye' });
-    if (g.addEventListener) { g.addEventListener('pagehide', bye); cleanup.push(() => g.removeEventListener('pagehide', bye)); }
+    onLeave(() => toHub({ t: 'bye' }));
+  }
+
+  /* fn when the page goes away (pagehide); a page brought back from the
+   * back-forward cache says hello again */
+  function onLeave(fn) {
+    if (!g.addEventListener) return;
+    const back = (e) => { if (e.persisted) { joined.clear(); hello(); } };
+    g.addEventListener('pagehide', fn);
+    g.addEventListener('pageshow', back);
+    cleanup.push(() => { g.removeEventListener('pagehide', fn); g.removeEventListener('pageshow', back); });
   }
 
   function linkLocks(key) {
@@ -265,8 +274,7 @@ export function createShared(options) {
         if (hub) bc.postMessage(msg); // the others keep the registry
       }
     };
-    const bye = () => { if (!hub) toHub({ t: 'bye' }); };
-    if (g.addEventListener) { g.addEventListener('pagehide', bye); cleanup.push(() => g.removeEventListener('pagehide', bye)); }
+    onLeave(() => { if (!hub) toHub({ t: 'bye' }); });
     locks.request(key, () => {
       if (closed) return undefined;
       lead();
