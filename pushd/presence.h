@@ -7,7 +7,7 @@
  * A worker keeps one entry per (mission, user) it holds, with the number of
  * its subscriptions behind it: a second tab of a user already held here
  * changes a number and touches nothing else. Redis hears only of entries
- * that appear, disappear (after lingering one tick: a long-poll answered and
+ * that appear, disappear (after lingering a tick: a long-poll answered and
  * asked again, or a page reloaded, does not come and go in Redis), or are
  * due for renewal (every third of push.presence_ttl_s), in batched script
  * calls once a tick (PD_PRESENCE_TICK_MS). An entry let go stays until Redis

@@ -37,7 +37,17 @@ Test(presence, two_users_three_tabs_count_two_and_the_tabs_get_the_history, .tim
   struct sse_client *b1 = tab_sse(world_push_base(), sid, bob);
   cr_assert_eq(wait_watching(sid, 1), 1);
   struct sse_client *a1 = tab_sse(world_push_base(), sid, alice);
+  cr_assert_eq(wait_holders(sid, alice, 1), 1);
+  char *held1 = holding_of(sid, alice);
+  /* her second tab, on the same worker: Redis hears nothing of it (her
+   * holding, with its expiry, is the same after a sync point; a renewal is
+   * a third of the 60 s TTL away) */
   struct ws_client *a2 = tab_ws(world_push_base(), sid, alice);
+  presence_sync(sid, world_push_base());
+  char *held2 = holding_of(sid, alice);
+  cr_assert_str_eq(held2, held1, "a second tab of a user held here went to Redis");
+  free(held1);
+  free(held2);
   cr_assert_eq(wait_watching(sid, 2), 2, "two users, three tabs");
   wait_update(sid, 2);
   cr_assert_eq(rest_watching(sid, alice), 2, "GET /api/missions/{id}");

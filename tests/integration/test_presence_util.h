@@ -121,6 +121,17 @@ PU void wait_update(const char *sid, long long want)
   cr_assert_fail("%s: the newest presence_update says %lld, expected %lld", sid, last, want);
 }
 
+/* Redis's record of who holds `user` on sid ("holder expiry_ms ..."; ""
+ * when none), malloc'd */
+PU char *holding_of(const char *sid, const char *user)
+{
+  char key[300];
+  snprintf(key, sizeof key, "%spres:%s:h", kp(), sid);
+  const char *av[] = {"HGET", key, user};
+  char *v = rstr(3, av);
+  return v ? v : strdup("");
+}
+
 /* holders (workers) Redis has for `user` on sid now */
 PU int holders_of(const char *sid, const char *user)
 {
