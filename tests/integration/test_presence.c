@@ -128,6 +128,26 @@ Test(presence, a_burst_is_debounced_and_its_last_count_is_published, .timeout = 
   cr_assert_str_eq(jget_str(first, "signal_id"), sid, "%s", r.body);
   cr_assert_eq(jget_int(first, "watching"), BURST, "%s", r.body);
   http_free(&r);
+  /* and so does the daemon's next admin_stats event (every 5 s) */
+  int seen = 0;
+  for (long long until = now_ms() + T_LONG; !seen && now_ms() < until; pc_sleep_ms(100)) {
+    json_object *adm_h = rstream("admin");
+    size_t na = json_object_array_length(adm_h);
+    for (size_t i = na; i-- > 0 && !seen;) {
+      json_object *e = json_object_array_get_idx(adm_h, i);
+      const char *t = jget_str(e, "type");
+      json_object *d = NULL, *tw = NULL;
+      if (t && strcmp(t, "admin_stats") == 0 && json_object_object_get_ex(e, "data", &d) &&
+          json_object_object_get_ex(d, "daemon", NULL) &&
+          json_object_object_get_ex(d, "top_watched", &tw) && json_object_array_length(tw) > 0) {
+        json_object *f = json_object_array_get_idx(tw, 0);
+        if (strcmp(jget_str(f, "signal_id"), sid) == 0 && jget_int(f, "watching") == BURST)
+          seen = 1;
+      }
+    }
+    json_object_put(adm_h);
+  }
+  cr_assert(seen, "no admin_stats event ranks %s first with %d", sid, BURST);
 
   for (int i = 0; i < BURST; i++)
     sse_close(tabs[i]);
