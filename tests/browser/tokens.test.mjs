@@ -1,7 +1,7 @@
 // The mission page outlives its token: over WebSocket it sends a refresh when warned (token_expiring) and keeps its one connection; over SSE the stream ends at exp and the page opens it again on the fresh token, from its cursor, missing and doubling nothing.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openWorld, closeWorld, recordLive, newLeaderPage, waitLive, waitText, waitUntil } from './world.mjs';
+import { openWorld, closeWorld, recordLive, newLeaderPage, waitLive, waitText, waitUntil, T } from './world.mjs';
 
 // counts the page's WebSockets and EventSources, and the WebSocket messages it gets
 function recordTransports() {
@@ -101,4 +101,33 @@ describe('token lifetime on the mission page', { timeout: 150_000 }, () => {
     assert.equal(new Set(got.ev).size, got.ev.length, 'an event came twice');
     await page.context().close();
   });
+
+  // the pages' shared client in its SharedWorker: the worker has no
+  // sessionStorage; it asks a tab (whose getToken reads it) for the token
+  test('SharedWorker: the worker gets a fresh token from a tab when warned and keeps its one connection past the old exp', async () => {
+    const context = await browser.newContext();
+    context.setDefaultTimeout(T);
+    const page = await context.newPage();
+    const old = world.token('tora', { ttl: 20 });
+    const exp = JSON.parse(Buffer.from(old.split('.')[1], 'base64url').toString()).exp;
+    await page.goto(world.missionUrl(sig.id, old));
+    await waitLive(page, 'websocket');
+    assert.equal(await page.evaluate(() => window.sortieLive.sharing), 'worker');
+    await page.evaluate(() => {
+      window.__states = [];
+      window.sortieLive.on('state', (st) => window.__states.push(`${st.state}/${st.transport}`));
+    });
+    const fresh = world.token('tora');
+    await page.evaluate((t) => sessionStorage.setItem('sortie_token', t), fresh);
+    // the worker took the fresh token (asked of this tab, the only one)
+    await page.waitForFunction((t) => window.sortieLive.token === t, fresh, { timeout: 60_000 });
+    // past the old token's exp and grace (close_at, on this machine's clock) ...
+    await waitUntil(async () => Date.now() / 1000 > exp + 2 + 1, `the old token's close_at (${exp + 2}) to pass`);
+    // ... a price published now still comes, and the connection never left LIVE
+    const { p } = await publishPrice();
+    await waitText(page, '#price', p);
+    assert.deepEqual(await page.evaluate(() => window.__states), [], 'the shared connection was lost');
+    await context.close();
+  });
 });
+
