@@ -187,7 +187,7 @@ local function load_channel(channel)
   local bad = load_lastid()
   if bad then return bad end
   local key = P .. 'h:' .. channel
-  local r = redis.pcall('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  local r = redis.pcall('XREVRANGE', key, '+', '-', 'COUNT', '1')
   if r.err then return key .. ' is a ' .. key_type(key) .. ', not a stream' end
   if r[1] then last_in[channel] = r[1][1] else last_in[channel] = '0-0' end
   return nil
@@ -374,6 +374,8 @@ end
 local function int_plus(cur, delta)
   cur = cur or '0'
   if not is_int64(cur) or not is_int64(delta) then return nil end
+  -- both within 15 characters: the sum is far inside int64 (the common case)
+  if #cur <= 15 and #delta <= 15 then return iadd(cur, delta) end
   local s = iadd(cur, delta)
   if not is_int64(s) then return nil end
   return s

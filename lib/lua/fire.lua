@@ -51,7 +51,10 @@ end
 
 -- the rate window counted without pruning it: a refusal writes nothing
 local rkey = P .. 'rate:' .. uid
-local since = '(' .. (now - 60000)
+-- numbers that go to Redis are formatted here as integers: Redis would
+-- format a Lua number through a double (printf's %.17g), a cost per argument
+local cut = string.format('%d', now - 60000)
+local since = '(' .. cut
 if redis.call('ZCOUNT', rkey, since, '+inf') >= rate then
   local oldest = redis.call('ZRANGEBYSCORE', rkey, since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   local wait = math.ceil((tonumber(oldest[2]) + 60000 - now) / 1000)
@@ -65,7 +68,7 @@ end
 -- P/L days and rank are read once, for the checks and the stats both.
 local ukey = P .. 'user:' .. uid
 local day = string.format('%d', utc_day(now))
-local fkey_min = P .. 'stats:fires:' .. math.floor(now / 60000)
+local fkey_min = P .. 'stats:fires:' .. string.format('%d', math.floor(now / 60000))
 local u, bad = load_user(uid)
 local rank, seq
 if u then
@@ -98,9 +101,9 @@ local tid = 'trd_' .. n
 redis.call('SET', P .. 'seq:trade', n)
 local now_s = string.format('%d', math.floor(now / 1000))
 redis.call('HSET', fkey, uid, tid)
-redis.call('ZREMRANGEBYSCORE', rkey, '-inf', now - 60000)
-redis.call('ZADD', rkey, now, tid)
-redis.call('PEXPIRE', rkey, 60000)
+redis.call('ZREMRANGEBYSCORE', rkey, '-inf', cut)
+redis.call('ZADD', rkey, string.format('%d', now), tid)
+redis.call('PEXPIRE', rkey, '60000')
 redis.call('HSET', P .. 'trade:' .. tid, 'id', tid, 'signal_id', sid, 'user_id', uid,
   'symbol', s[3], 'direction', s[4], 'entry', s[5], 'status', 'OPEN', 'opened_at', now_s)
 
@@ -112,10 +115,10 @@ end
 u.total_trades = int_plus(u.total_trades, '1')
 redis.call('HSET', ukey, 'day', u.day, 'day_trades', u.day_trades, 'total_trades', u.total_trades)
 if rank == nil then
-  redis.call('ZADD', P .. 'rank', 'NX', 0, uid)
+  redis.call('ZADD', P .. 'rank', 'NX', '0', uid)
   rank = redis.call('ZREVRANK', P .. 'rank', uid)
 end
-if redis.call('INCR', fkey_min) == 1 then redis.call('EXPIRE', fkey_min, 600) end
+if redis.call('INCR', fkey_min) == 1 then redis.call('EXPIRE', fkey_min, '600') end
 
 -- the answer and the events as JSON text by hand (see stats_json): the ids
 -- came through the API's validation (letters, digits, '_', '.', '-'), the
