@@ -61,6 +61,10 @@ step() {
   set -- $(rstat)
   r2c=${1:-0} r2u=${2:-0}
   ready=$(grep '^ready' "$RUN/presence.out")
+  if [ -z "$ready" ]; then
+    echo "presence $mode $T: bench/fanout ended without subscribing: $(head -c 300 "$RUN/presence.out")"
+    return 1
+  fi
   ms=$(echo "$ready" | sed 's/.*connect_ms=\([0-9]*\).*/\1/')
   res=$(grep '^transport=' "$RUN/presence.out")
   got=$(echo "$res" | sed 's/.*received=\([0-9]*\).*/\1/')
