@@ -216,13 +216,17 @@ PU pid_t start_daemon(int port, char *base, size_t blen)
   return pid;
 }
 
-/* SIGTERM (graceful) or SIGKILL to the daemon: with SIGKILL its workers
- * (the master's children) are killed first, so that nothing of it goes on */
+/* SIGTERM (graceful) or SIGKILL to the daemon. With SIGKILL its workers
+ * (the master's children) are killed first, the master stopped meanwhile:
+ * a running master would start a new worker for each, and a master killed
+ * first would have its workers told to stop gracefully (they get SIGTERM
+ * when it dies) */
 PU void stop_daemon(pid_t pid, int sig)
 {
   if (pid <= 0)
     return;
   if (sig == SIGKILL) {
+    kill(pid, SIGSTOP);
     char path[128];
     snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
     FILE *f = fopen(path, "r");
