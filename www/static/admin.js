@@ -40,9 +40,31 @@ import { takeToken, storedToken } from "./token.js";
     text("conn-split", ws + " · " + sse + " · " + poll);
   }
 
+  /* the missions most watched now (top_watched: [{signal_id, watching}], most
+   * first), from GET /api/admin/stats and each admin_stats event */
+  function showTopWatched(top) {
+    var list = $("top-watched");
+    while (list.firstChild) list.removeChild(list.firstChild);
+    top.forEach(function (m) {
+      var li = document.createElement("li");
+      var id = document.createElement("span");
+      id.className = "mono";
+      id.textContent = m.signal_id;
+      var n = document.createElement("strong");
+      n.textContent = String(m.watching);
+      li.appendChild(id);
+      li.appendChild(document.createTextNode(" · "));
+      li.appendChild(n);
+      li.appendChild(document.createTextNode(" watching"));
+      list.appendChild(li);
+    });
+    $("top-watched-empty").hidden = top.length > 0;
+  }
+
   function showFigures(s) {
     if (s.fires_last_minute !== undefined) text("fires-per-minute", s.fires_last_minute);
     if (s.active_signals !== undefined) text("active-signals", s.active_signals);
+    if (Array.isArray(s.top_watched)) showTopWatched(s.top_watched);
     if (s.daemon && s.connections) {
       daemons[s.daemon] = { c: s.connections, at: Date.now() };
       showConnections();

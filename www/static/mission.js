@@ -60,6 +60,15 @@ import { takeToken, storedToken } from "./token.js";
     text("fire-count-label", Number(n) === 1 ? "fire" : "fires");
   }
 
+  /* the distinct users watching this mission (GET /api/missions and
+   * presence_update); absent when the daemons count no presence */
+  function showWatching(n) {
+    if (typeof n !== "number") return;
+    $("watching-line").hidden = false;
+    text("watching", n);
+    text("watching-label", n === 1 ? "trader" : "traders");
+  }
+
   function showStats(s) {
     if (!s) return;
     text("stat-trades-today", s.trades_today);
@@ -152,6 +161,7 @@ import { takeToken, storedToken } from "./token.js";
       state.user = b.user_id;
       state.status = b.status;
       showCount(b.fire_count);
+      showWatching(b.watching);
       showStats(b.stats);
       text("status", b.status);
       if (b.fired) {
@@ -252,6 +262,9 @@ import { takeToken, storedToken } from "./token.js";
     switch (e.type) {
       case "fire_count_update":
         if (d.signal_id === sid) showCount(d.count);
+        break;
+      case "presence_update":
+        if (d.signal_id === sid) showWatching(d.watching);
         break;
       case "mission_status_update":
         if (d.signal_id === sid) {
