@@ -76,6 +76,7 @@ static int epfd;
 static long long received, bytes_in;
 static long long last_expect; /* the deliveries the last sweep step expected */
 static int nsubscribed, ndead;
+static int nlost; /* of the dead, those that had subscribed first */
 static uint64_t *hist; /* latency histogram, 1 ms buckets */
 #define HMAX 60000
 
@@ -133,6 +134,8 @@ static void on_readable(struct sc_conn *c)
   int open = sc_read(c, 65536, &bytes_in);
   if (sc_parse(c, &target, "fanout", target.ws ? ws_message : sse_message, c) < 0 || !open) {
     ndead++;
+    if (c->live)
+      nlost++;
     return;
   }
   /* a peer's WebSocket is subscribed by its URL: live once upgraded */
@@ -520,8 +523,8 @@ int main(int argc, char **argv)
   while (nsubscribed + ndead < nsubs && wall_ms() - t0 < 120000)
     pump(100);
   uint64_t t_sub = wall_ms() - t0;
-  printf("ready subscribed=%d dead=%d connect_ms=%llu\n", nsubscribed, ndead,
-         (unsigned long long)t_sub);
+  printf("ready subscribed=%d dead=%d connect_ms=%llu lost=%d\n", nsubscribed, ndead,
+         (unsigned long long)t_sub, nlost);
   fflush(stdout);
   if (idle) {
     struct pollfd pf = {0, POLLIN, 0};

@@ -195,7 +195,9 @@ many_idle() {
   conns=$(curl -s "http://127.0.0.1:$PUSH_PORT/health" | sed 's/.*"connections":{\([^}]*\)}.*/\1/')
   rss_after=$(pushd_rss)
   tcp_after=$(tcp_mem_kib)
-  ready=$(cat "$RUN"/many*.out | awk -F'[ =]' '/^ready/ {s += $3; d += $5} END {print s + 0, d + 0}')
+  # subscribed counts the connections that subscribed, dead those that
+  # ended, lost those of the dead that had subscribed first
+  ready=$(cat "$RUN"/many*.out | awk -F'[ =]' '/^ready/ {s += $3; d += $5; l += $9} END {print s + 0, d + 0, l + 0}')
   set -- $ready
   i=0
   while [ $i -lt $procs ]; do
@@ -210,7 +212,7 @@ many_idle() {
   say "many idle $t: log: $(awk '$2 != "info" { $1 = ""; $4 = ""; print }' "$RUN/log/sortie.log" 2>/dev/null | cut -c1-90 | sort | uniq -c | sort -rn | head -3 | tr '\n' ';')"
   say "many idle $t: pushd: $(curl -s "http://127.0.0.1:$PUSH_PORT/metrics" | awk '/^sortie_pushd_(refused|slow_consumer)/ { printf "%s=%s ", $1, $2 }')"
   rm -f "$RUN"/many*
-  say "many idle $t: $MANY connections from $procs client processes to $MANY_WORKERS workers: subscribed $1, refused or dropped $2, neither within 120 s $((MANY - $1 - $2)); pushd /health connections {$conns}; workers' RSS $rss_before KiB -> $rss_after KiB ($(( (rss_after - rss_before) * 1024 / (${1:-0} + 1) )) bytes each); kernel slab, TCP buffers (KiB) $tcp_before -> $tcp_after"
+  say "many idle $t: $MANY connections from $procs client processes to $MANY_WORKERS workers: subscribed $1 (of which dropped later $3), refused or dropped before subscribing $(($2 - $3)), neither within 120 s $((MANY - $1 - $2 + $3)); pushd /health connections {$conns}; workers' RSS $rss_before KiB -> $rss_after KiB ($(( (rss_after - rss_before) * 1024 / (${1:-0} - ${3:-0} + 1) )) bytes each); kernel slab, TCP buffers (KiB) $tcp_before -> $tcp_after"
   SORTIE_QUIET=1 sh "$here/tools/stack.sh" pushd-stop
   SORTIE_QUIET=1 sh "$here/tools/stack.sh" pushd-start
 }
