@@ -109,8 +109,13 @@ idle_memory() {
   say "idle $t: $IDLE connections, pushd RSS $before KiB -> $after KiB = $per KiB per connection ($ready)"
 }
 
+# the events sortie-pushd's workers wrote to clients, all workers together
+events_out() {
+  curl -s "http://127.0.0.1:$PUSH_PORT/metrics" | awk '$1 == "sortie_pushd_events_out_total" { print $2 }'
+}
+
 fanout() {
-  local t=$1 n=$2 rate=$3 ch k pub res sent expect
+  local t=$1 n=$2 rate=$3 ch k pub res sent expect out0 out1
   wait_conns_zero
   ch="market:F$(date +%s%N | tail -c 7)"
   "$BUILD/bench/fanout" -p "$PUSH_PORT" -t "$t" -n "$n" -c "$ch" -k "$token" -d $((SECS + 2)) \
@@ -118,15 +123,20 @@ fanout() {
   fan_pid=$!
   k=0
   while ! grep -q '^ready' "$RUN/fan.out" && [ $k -lt 600 ]; do sleep 0.2; k=$((k + 1)); done
+  out0=$(events_out)
   pub=$("$BUILD/bench/publish" -c "$ch" -r "$rate" -d "$SECS")
   wait "$fan_pid"
+  out1=$(events_out)
   fan_pid=
   res=$(grep '^transport=' "$RUN/fan.out")
   got=$(echo "$res" | sed 's/.*received=\([0-9]*\).*/\1/')
   sent=$(echo "$pub" | sed 's/published=\([0-9]*\).*/\1/')
   expect=$((sent * n))
   local per=$((got / SECS))
-  say "fanout $t: $n subscribers x $rate events/s for ${SECS}s: expected $expect, received $got ($per deliveries/s), $(echo "$res" | sed 's/.*\(dead=[0-9]*\).*\(p50_ms=.*\)/\1 \2/')"
+  # beside what the client read: what the daemon says it wrote to clients
+  # meanwhile, and how long the publisher took (the client stops reading
+  # SECS + 3 s after it was ready, so a late publisher shows as a loss)
+  say "fanout $t: $n subscribers x $rate events/s for ${SECS}s: expected $expect, received $got ($per deliveries/s), $(echo "$res" | sed 's/.*\(dead=[0-9]*\).*\(p50_ms=.*\)/\1 \2/'); daemon wrote $((out1 - out0)); publisher took $(echo "$pub" | sed 's/.*seconds=\([0-9.]*\).*/\1/') s"
 }
 
 if [ "$what" = all ] || [ "$what" = pushd ]; then
