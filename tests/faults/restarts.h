@@ -135,6 +135,12 @@ RS long rs_take_envelope(struct rs_client *c, const char *text)
     count = e.count;
   } else if (type && strcmp(type, "reset") == 0) {
     c->resets++;
+  } else if (type && strcmp(type, "presence_update") == 0) {
+    /* the mission's watching count (push.presence): expected on the
+     * channel, never negative, and not a fire */
+    if (strcmp(jget_str(o, "data.signal_id") ? jget_str(o, "data.signal_id") : "",
+               c->run->signal) != 0 || jget_int(o, "data.watching") < 0)
+      c->bad++;
   } else if (type && (strcmp(type, "subscribed") == 0 || strcmp(type, "connection_status") == 0 ||
                       strcmp(type, "pong") == 0)) {
     /* control messages of a WebSocket */
@@ -605,7 +611,8 @@ RS long rs_fire_count(const struct rs_run *run)
 
 /* the mission's history in Redis holds fire counts 1..n in order: returns
  * how many of them do (the length of the good prefix); the end marker (the
- * last entry once rs_end ran) is neither counted in *total nor a break */
+ * last entry once rs_end ran) and the watching counts (presence_update) are
+ * neither counted in *total nor a break */
 RS long rs_history_good(const struct rs_run *run, long *total)
 {
   json_object *h = rstream(run->channel);
@@ -614,7 +621,7 @@ RS long rs_history_good(const struct rs_run *run, long *total)
   for (long i = 0; i < n; i++) {
     json_object *e = json_object_array_get_idx(h, (size_t)i);
     const char *type = jget_str(e, "type");
-    if (type && strcmp(type, RS_MARK_TYPE) == 0)
+    if (type && (strcmp(type, RS_MARK_TYPE) == 0 || strcmp(type, "presence_update") == 0))
       continue;
     ++*total;
     if (!bad && jget_int(e, "data.count") == good + 1)

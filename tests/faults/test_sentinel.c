@@ -318,6 +318,10 @@ static void take(struct client *c, const char *text)
     atomic_store(&c->marked, 1);
   } else if (type && strcmp(type, "reset") == 0) {
     c->resets++;
+  } else if (type && strcmp(type, "presence_update") == 0) {
+    /* the mission's watching count (push.presence): expected, never negative */
+    if (jget_int(o, "data.watching") < 0)
+      c->bad++;
   } else if (!type || (strcmp(type, "subscribed") && strcmp(type, "connection_status"))) {
     c->bad++;
   }
