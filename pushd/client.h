@@ -38,6 +38,8 @@ struct pd_stream_req {
   int counted;                         /* holds a slot of the per-user limit */
   int echo;                            /* WS: GET /echo (push.ws_echo), echoes what it gets */
   struct MHD_Connection *mhd;          /* poll: the suspended request */
+  int peer_fd;                         /* poll: the request's socket, watched (never read,
+                                          never owned) for the client's hangup, or -1 */
   uint32_t timeout_s;                  /* poll */
   void (*wake)(struct MHD_Connection *mhd); /* poll: resume the request, run MHD */
   struct pd_client **slot;             /* poll: where the request keeps the client; set

@@ -223,7 +223,10 @@ static void wake(struct MHD_Connection *conn)
 static enum MHD_Result start_poll(struct MHD_Connection *conn, struct req *r)
 {
   MHD_suspend_connection(conn);
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
   struct pd_stream_req sr = {.fd = -1,
+                            .peer_fd = ci ? ci->connect_fd : -1,
                             .who = &r->who,
                             .channels = r->channels,
                             .nchannels = r->nchannels,

@@ -6,7 +6,14 @@
  *
  * A poll ends at its token's exp: it is answered then with what it has and
  * its cursor, plus "token_expired":true; an event published at or after exp
- * is left for the next poll (made with a fresh token). */
+ * is left for the next poll (made with a fresh token).
+ *
+ * libmicrohttpd does not watch a suspended request's socket, so a client
+ * that went away would hold its connection slot (and its place in
+ * push.max_connections and /health) until the timeout. The poll watches the
+ * socket for the peer's hangup itself (EPOLLRDHUP only: it never reads, so a
+ * byte the client sent stays for libmicrohttpd) and answers at once; the
+ * write fails and libmicrohttpd ends the request, which frees the slot. */
 #include "channel.h"
 #include "reply.h"
 #include "resume.h"
@@ -16,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #define POLL_MAX_EVENTS 100
 
@@ -29,6 +37,7 @@ struct poll_state {
   int have_at;
   struct sortie_timer timeout;
   struct sortie_timer soon; /* answer at the next turn: events of one turn go together */
+  struct sortie_io peer;    /* the request's socket, watched for the client's hangup */
   struct pd_client **slot; /* the request's pointer to c (pd_stream_req) */
   uint8_t answered;        /* resumed with a response to give */
   uint8_t finished;        /* libmicrohttpd is done with the request */
@@ -56,6 +65,14 @@ static void move_to_str(struct poll_state *st, const char *id)
     move_to(st, p);
 }
 
+/* Once: the fd goes back to libmicrohttpd, which closes it, and the number
+ * may come back as another client's socket in the same epoll set. */
+static void unwatch(struct poll_state *st)
+{
+  sortie_io_del(pd_conns_loop(), &st->peer);
+  st->peer.fd = -1;
+}
+
 static void answer(struct pd_client *c)
 {
   struct poll_state *st = c->tp_state;
@@ -64,6 +81,7 @@ static void answer(struct pd_client *c)
   st->answered = 1;
   sortie_timer_stop(&st->timeout);
   sortie_timer_stop(&st->soon);
+  unwatch(st);
   /* stop listening: the answer is fixed now */
   while (c->nsubs)
     pd_resume_unsubscribe(c->subs[c->nsubs - 1]);
@@ -82,6 +100,14 @@ static void on_timeout(struct sortie_timer *t)
     sortie_timer_arm(&st->timeout, POLL_HISTORY_GRACE_MS);
     return;
   }
+  answer(st->c);
+}
+
+/* The client closed its side (or reset): nobody waits for the answer. */
+static void on_hangup(struct sortie_io *io, uint32_t events)
+{
+  (void)events;
+  struct poll_state *st = (struct poll_state *)((char *)io - offsetof(struct poll_state, peer));
   answer(st->c);
 }
 
@@ -176,6 +202,7 @@ static void poll_destroy(struct pd_client *c)
   if (st) {
     sortie_timer_stop(&st->timeout);
     sortie_timer_stop(&st->soon);
+    unwatch(st);
     sortie_buf_free(&st->items);
     free(st);
   }
@@ -193,6 +220,10 @@ static struct pd_client *poll_start(const struct pd_stream_req *r)
   sortie_timer_init(&st->timeout, pd_conns_loop(), on_timeout);
   sortie_timer_init(&st->soon, pd_conns_loop(), on_soon);
   c->tp_state = st;
+  st->peer.fd = r->peer_fd;
+  st->peer.cb = on_hangup;
+  if (r->peer_fd >= 0 && sortie_io_add(pd_conns_loop(), &st->peer, EPOLLRDHUP) < 0)
+    st->peer.fd = -1; /* unwatched: it waits for its timeout, as before */
   move_to_str(st, r->cursor);
   sortie_timer_arm(&st->timeout, (uint64_t)r->timeout_s * 1000);
   struct pd_sub **subs = sortie_xmalloc((r->nchannels ? r->nchannels : 1) * sizeof *subs);

@@ -515,6 +515,45 @@ Test(rules, waiting_long_polls_count_against_max_conn_per_user)
   free(tok);
 }
 
+/* A long-poll whose client hangs up gives its slot back at once, not at its
+ * timeout: libmicrohttpd does not watch a suspended request's socket, so
+ * the daemon watches it itself (poll.c). Without that, a user who reloads a
+ * page on long-poll three times here would be refused (429) for a minute. */
+Test(rules, a_long_poll_whose_client_hangs_up_gives_its_slot_back_at_once)
+{
+  char *tok = token_for(uniq("limh"), "user");
+  const char *ch = chan("market");
+  char *c0 = cursor_now(ch);
+  char *path = strf("/poll?channels=%s&cursor=%s&timeout=60", ch, c0);
+  char *h = strf("Authorization: Bearer %s\r\n", tok);
+  char *probe = strf("channels=%s&cursor=%s&timeout=0", ch, c0);
+  int fd[3];
+  for (int i = 0; i < 3; i++) {
+    fd[i] = pc_get_send(world_push_base(), path, h, T_SHORT);
+    cr_assert_geq(fd[i], 0);
+  }
+  long st = 0;
+  for (int i = 0; i < 200 && st != 429; i++) { /* the three are waiting */
+    pc_sleep_ms(100);
+    st = poll_status(probe, tok, NULL);
+  }
+  cr_assert_eq(st, 429, "three waiting long-polls of a user (limit 3), then %ld", st);
+  for (int i = 0; i < 3; i++)
+    close(fd[i]);
+  st = 0;
+  for (int i = 0; i < 50 && st != 200; i++) { /* 5 s, far below the 60 s timeout */
+    pc_sleep_ms(100);
+    st = poll_status(probe, tok, NULL);
+  }
+  cr_assert_eq(st, 200, "5 s after three long-polls hung up, a poll of their user got %ld", st);
+  free(probe);
+  free(h);
+  free(path);
+  free(c0);
+  free(tok);
+  still_serves();
+}
+
 /* ---- WebSocket messages ---- */
 
 Test(rules, ws_bad_json_and_unknown_action_are_errors_and_the_connection_stays)

@@ -3,10 +3,14 @@
  * done with its request must wake the request and take itself out of it, so
  * the request is answered (503, ask again) instead of staying suspended with
  * a pointer to a freed client. No libmicrohttpd runs here: the request is a
- * dummy pointer and the wake is recorded. */
+ * dummy pointer and the wake is recorded.
+ * A waiting poll whose client hangs up is answered at once (its socket is a
+ * socketpair end here), and one whose client sends a byte is not. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "channel.h"
 #include "clients.h"
@@ -39,8 +43,8 @@ static void world(size_t outbuf_max)
   woken = NULL;
 }
 
-static struct pd_client *poll_on(const char *channel, const char *cursor,
-                                 struct pd_client **slot)
+static struct pd_client *poll_peer(const char *channel, const char *cursor,
+                                   struct pd_client **slot, int peer_fd)
 {
   static char ch[64];
   snprintf(ch, sizeof ch, "%s", channel);
@@ -51,11 +55,18 @@ static struct pd_client *poll_on(const char *channel, const char *cursor,
                             .cursor = cursor,
                             .serial = 1,
                             .mhd = (struct MHD_Connection *)&wakes, /* any non-NULL */
+                            .peer_fd = peer_fd,
                             .timeout_s = 30,
                             .wake = fake_wake,
                             .slot = slot};
   *slot = pd_poll_transport.start(&r);
   return *slot;
+}
+
+static struct pd_client *poll_on(const char *channel, const char *cursor,
+                                 struct pd_client **slot)
+{
+  return poll_peer(channel, cursor, slot, -1);
 }
 
 Test(poll, closed_before_its_request_is_done_it_wakes_the_request_and_leaves_it)
@@ -97,4 +108,29 @@ Test(poll, cut_off_while_resuming_it_wakes_the_request_and_leaves_it)
   }
   cr_assert_null(slot, "the poll was never cut off (or the request kept it)");
   cr_assert_eq(wakes, 1, "the request was woken %d times", wakes);
+}
+
+Test(poll, a_hangup_of_its_client_answers_it_at_once_a_byte_does_not)
+{
+  world(1 << 20);
+  int sv[2];
+  cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+  struct pd_client *slot;
+  cr_assert_not_null(poll_peer("mission:h", "", &slot, sv[0]));
+  fake_settle(100);
+  sortie_loop_turn(loop, 0);
+  cr_assert_eq(wakes, 0, "woken with nothing to say");
+  /* a pipelined byte is not a hangup, and stays unread for libmicrohttpd */
+  cr_assert_eq(write(sv[1], "G", 1), 1);
+  sortie_loop_turn(loop, 0);
+  cr_assert_eq(wakes, 0, "a byte from the client answered the poll");
+  close(sv[1]);
+  sortie_loop_turn(loop, 0);
+  cr_assert_eq(wakes, 1, "the client hung up and the poll still waits");
+  char b;
+  cr_assert_eq(read(sv[0], &b, 1), 1, "the poll read the client's byte");
+  /* the request is done: libmicrohttpd ends it, the client goes */
+  pd_poll_finished(slot);
+  sortie_loop_turn(loop, 0);
+  close(sv[0]);
 }
