@@ -183,7 +183,7 @@ export async function waitUntil(fn, what, timeout = T) {
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() > end) throw new Error(`waited ${timeout} ms for ${what}`);
+    if (Date.now() > end) throw new Error(`waited ${timeout} ms for ${typeof what === 'function' ? what() : what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
