@@ -8,11 +8,17 @@
 # trimmed) and a script that only returns (the floor every script pays).
 #
 #   sh bench/rediscost.sh [N]     (N fires per script, default 5000)
+# BENCH_FIRE_USERS=U BENCH_FIRE_SIGNALS=S: fire i is user u(i mod U) on signal
+# s(i div U mod S), the shape of the REST benchmark's fires (bench/fire.lua:
+# 1000 users, 200 signals), whose users come back with a rate window, a
+# trade history and stats; the default is N users once each on one signal.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 N=${1:-5000}
 BASE=${BENCH_FIRE_BASE:-aae2997^}
 PORT=${BENCH_REDIS_COST_PORT:-19497}
+USERS=${BENCH_FIRE_USERS:-$N}
+SIGNALS=${BENCH_FIRE_SIGNALS:-1}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sortie-rcost-XXXXXX")
 pid=
 cleanup() {
@@ -46,13 +52,17 @@ one() {
   pid=$($r INFO server | tr -d '\r' | sed -n 's/^process_id://p')
   sha=$($r SCRIPT LOAD "$(cat "$1")")
   now=$(date +%s)
-  $r HSET sortie:signal:sig1 id sig1 status ACTIVE expires_at $((now + 3600)) symbol EURUSD \
-    direction BUY entry 1.10000 fire_count 0 >/dev/null
+  k=0
+  while [ $k -lt "$SIGNALS" ]; do
+    echo "HSET sortie:signal:sig$k id sig$k status ACTIVE expires_at $((now + 3600)) symbol EURUSD direction BUY entry 1.10000 fire_count 0"
+    k=$((k + 1))
+  done | $r >/dev/null
   $r CONFIG RESETSTAT >/dev/null
   # the commands, in Redis's own protocol, for redis-cli --pipe
-  awk -v sha="$sha" -v n="$N" -v now="$now" 'BEGIN {
+  awk -v sha="$sha" -v n="$N" -v now="$now" -v nu="$USERS" -v ns="$SIGNALS" 'BEGIN {
     for (i = 0; i < n; i++) {
-      split("EVALSHA " sha " 0 sortie: 1000 1000000000000 sig1 u" i " " now " 300 1000000 _ 86400", a, " ")
+      u = i % nu; s = int(i / nu) % ns
+      split("EVALSHA " sha " 0 sortie: 1000 1000000000000 sig" s " u" u " " now " 300 1000000 _ 86400", a, " ")
       a[12] = ""
       printf "*13\r\n"
       for (k = 1; k <= 13; k++) printf "$%d\r\n%s\r\n", length(a[k]), a[k]
@@ -62,15 +72,18 @@ one() {
   grep -q "errors: 0" "$d/pipe.out" || { echo "errors in the run: $(tail -1 "$d/pipe.out")" >&2; exit 1; }
   $r INFO commandstats | tr -d '\r' | awk -F'[:=,]' -v n="$N" '
     /^cmdstat_evalsha:/ { us = $7 }
-    /^cmdstat_/ && !/^cmdstat_(evalsha|config|script|hset|info)/ { calls += $3 }
-    /^cmdstat_hset:/ { calls += $3 - 1 }   # the signal set up above
+    /^cmdstat_/ && !/^cmdstat_(evalsha|config|script|info)/ { calls += $3 }
     END { printf "%s %.1f\n", us, calls / n }'
   kill "$pid"
   while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
   pid=
 }
 
-echo "# Redis time per fire, $N fires of distinct users per row (sh bench/rediscost.sh $N)"
+if [ "$USERS" = "$N" ] && [ "$SIGNALS" = 1 ]; then
+  echo "# Redis time per fire, $N fires of distinct users per row (sh bench/rediscost.sh $N)"
+else
+  echo "# Redis time per fire, $N fires per row, $USERS users over $SIGNALS signals (BENCH_FIRE_USERS=$USERS BENCH_FIRE_SIGNALS=$SIGNALS sh bench/rediscost.sh $N)"
+fi
 printf '%-34s %14s %16s %10s\n' "script" "us per call" "Redis commands" "ratio"
 out=$(one "$tmp/fire.lua") || exit 1
 set -- $out
