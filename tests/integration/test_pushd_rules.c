@@ -465,6 +465,24 @@ Test(rules, the_connection_after_max_conn_per_user_is_429_until_one_closes)
   free(tok);
 }
 
+/* Sends three long-polls (path, head h) of the user of tok, whose limit is
+ * 3, and waits until they are waiting: a fourth (probe, timeout=0, which
+ * answers at once when let in) is refused with 429. */
+static void three_waiting_polls(const char *path, const char *h, const char *probe,
+                                const char *tok, int fd[3])
+{
+  for (int i = 0; i < 3; i++) {
+    fd[i] = pc_get_send(world_push_base(), path, h, T_SHORT);
+    cr_assert_geq(fd[i], 0);
+  }
+  long st = 0;
+  for (int i = 0; i < 200 && st != 429; i++) { /* up to 20 s */
+    pc_sleep_ms(100);
+    st = poll_status(probe, tok, NULL);
+  }
+  cr_assert_eq(st, 429, "a fourth waiting long-poll of a user (limit 3) got %ld", st);
+}
+
 /* Waiting long-polls count too: a user cannot hold more than the limit of
  * them open at once (each would otherwise hold a daemon connection and a
  * subscription for up to poll_timeout_max_s), and an answered poll gives its
@@ -480,17 +498,7 @@ Test(rules, waiting_long_polls_count_against_max_conn_per_user)
   char *h = strf("Authorization: Bearer %s\r\n", tok);
   char *probe = strf("channels=%s&cursor=%s&timeout=0", ch, c0);
   int fd[3];
-  for (int i = 0; i < 3; i++) {
-    fd[i] = pc_get_send(world_push_base(), path, h, T_SHORT);
-    cr_assert_geq(fd[i], 0);
-  }
-  /* the three are waiting (counted) before the fourth asks */
-  long st = 0;
-  for (int i = 0; i < 200 && st != 429; i++) { /* up to 20 s */
-    pc_sleep_ms(100);
-    st = poll_status(probe, tok, NULL); /* timeout=0: answers at once when let in */
-  }
-  cr_assert_eq(st, 429, "a fourth waiting long-poll of a user (limit 3) got %ld", st);
+  three_waiting_polls(path, h, probe, tok, fd);
   cr_assert_eq(sse_status(ch, tok, NULL), 429, "nor a stream beside three long-polls");
   /* an event answers the three; their slots come back */
   char *id = publish_ok(ch, "market_update", "{\"limp\":1}");
@@ -501,7 +509,7 @@ Test(rules, waiting_long_polls_count_against_max_conn_per_user)
     cr_assert(strstr(r.body, id), "long-poll %d: %s", i, r.body);
     pc_resp_free(&r);
   }
-  st = 0;
+  long st = 0;
   for (int i = 0; i < 200 && st != 200; i++) { /* up to 20 s */
     pc_sleep_ms(100);
     st = sse_status(ch, tok, NULL);
@@ -528,19 +536,10 @@ Test(rules, a_long_poll_whose_client_hangs_up_gives_its_slot_back_at_once)
   char *h = strf("Authorization: Bearer %s\r\n", tok);
   char *probe = strf("channels=%s&cursor=%s&timeout=0", ch, c0);
   int fd[3];
-  for (int i = 0; i < 3; i++) {
-    fd[i] = pc_get_send(world_push_base(), path, h, T_SHORT);
-    cr_assert_geq(fd[i], 0);
-  }
-  long st = 0;
-  for (int i = 0; i < 200 && st != 429; i++) { /* the three are waiting */
-    pc_sleep_ms(100);
-    st = poll_status(probe, tok, NULL);
-  }
-  cr_assert_eq(st, 429, "three waiting long-polls of a user (limit 3), then %ld", st);
+  three_waiting_polls(path, h, probe, tok, fd);
   for (int i = 0; i < 3; i++)
     close(fd[i]);
-  st = 0;
+  long st = 0;
   for (int i = 0; i < 50 && st != 200; i++) { /* 5 s, far below the 60 s timeout */
     pc_sleep_ms(100);
     st = poll_status(probe, tok, NULL);
