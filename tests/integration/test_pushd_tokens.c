@@ -5,6 +5,8 @@
  * clock here (it has no other), so the tokens expire a few seconds out: far
  * enough that what must happen before exp does on a machine 5x slower; every
  * wait for what must happen after it is bounded by T_SHORT / T_LONG only. */
+#include <dirent.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "test_pushd_util.h"
@@ -297,4 +299,101 @@ Test(ws, subscribe_after_exp_is_refused_even_within_the_grace_and_allowed_after_
   free(chs);
   free(tok);
   free(ch);
+}
+
+/* ---- a token in the query string is written to no log ---- */
+
+/* How many files under dir (not recursive) hold needle; names them in which. */
+static int logs_holding(const char *dir, const char *needle, char *which, size_t n)
+{
+  DIR *d = opendir(dir);
+  cr_assert_not_null(d, "no log folder %s", dir);
+  int found = 0;
+  which[0] = '\0';
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.')
+      continue;
+    char *path = strf("%s/%s", dir, e->d_name);
+    FILE *f = fopen(path, "r");
+    free(path);
+    if (f == NULL)
+      continue;
+    char line[8192];
+    int hit = 0;
+    while (!hit && fgets(line, sizeof line, f))
+      hit = strstr(line, needle) != NULL;
+    fclose(f);
+    if (hit) {
+      found++;
+      size_t l = strlen(which);
+      snprintf(which + l, n - l, "%s ", e->d_name);
+    }
+  }
+  closedir(d);
+  return found;
+}
+
+/* PUSHD.md: "the query string is never logged, by the daemon or by Apache".
+ * A browser can only give EventSource and WebSocket its token as ?token=, so
+ * every kind of request carries one here, directly and through Apache's
+ * /push/, good and bad, and then no log of the stack holds it. */
+Test(tokens, a_token_in_the_query_string_is_written_to_no_log)
+{
+  const char *u = uniq("qlog");
+  char *tok = token_for(u, "user");
+  char *bad = strf("%sx", tok); /* a bad signature: refused, maybe logged as refused */
+  const char *sig = strrchr(tok, '.') + 1;
+  const char *bases[2] = {world_push_base(), world_base()};
+  const char *prefix[2] = {"", "/push"};
+  for (int b = 0; b < 2; b++) {
+    char *p = strf("%s/events?channels=user:%s&token=%s", prefix[b], u, tok);
+    struct sse_client *s = sse_open(bases[b], p, NULL, NULL, NULL, 0, T_SHORT);
+    cr_assert_not_null(s);
+    cr_assert_eq(s->status, 200, "%s: %d", p, s->status);
+    cr_assert_not_null(sse_wait_idonly(s, T_SHORT), "%s did not catch up", p);
+    sse_close(s);
+    free(p);
+    p = strf("%s/ws?token=%s", prefix[b], tok);
+    struct ws_client *w = ws_open(bases[b], p, NULL, NULL, 0, T_SHORT);
+    cr_assert_not_null(w);
+    cr_assert_eq(w->status, 101, "%s: %d", p, w->status);
+    ws_close(w);
+    free(p);
+    p = strf("%s/poll?channels=user:%s&timeout=0&token=%s", prefix[b], u, tok);
+    struct pc_resp r;
+    cr_assert_eq(pc_get(bases[b], p, NULL, &r, T_SHORT), 0);
+    cr_assert_eq(r.status, 200, "%s: %d", p, r.status);
+    pc_resp_free(&r);
+    free(p);
+    p = strf("%s/events?channels=user:%s&token=%s", prefix[b], u, bad);
+    s = sse_open(bases[b], p, NULL, NULL, NULL, 0, T_SHORT);
+    cr_assert_not_null(s);
+    cr_assert_eq(s->status, 401, "%s: %d", p, s->status);
+    sse_close(s);
+    free(p);
+  }
+  /* the mission page takes ?token= too (Apache and the FastCGI program) */
+  char *mp = strf("/mission/nosuch?token=%s", tok);
+  struct http_resp hr;
+  cr_assert_eq(http("GET", mp, NULL, NULL, NULL, NULL, &hr), 0);
+  http_free(&hr);
+  free(mp);
+  /* Apache writes a stream's line when the stream ends: wait for the last
+   * proxied one, so that the logs are complete before they are read */
+  char *logdir = strf("%s/log", world_run());
+  char which[512];
+  int seen = 0;
+  for (int i = 0; i < 100 && !seen; i++) {
+    seen = logs_holding(logdir, "/push/events", which, sizeof which) > 0 &&
+           logs_holding(logdir, "/mission/nosuch", which, sizeof which) > 0;
+    if (!seen)
+      pc_sleep_ms(100);
+  }
+  cr_assert(seen, "Apache logged neither the proxied stream nor the page in 10 s");
+  cr_assert_eq(logs_holding(logdir, sig, which, sizeof which), 0,
+               "the token's signature is in the log(s): %s", which);
+  free(logdir);
+  free(bad);
+  free(tok);
 }
