@@ -175,7 +175,11 @@ static void maybe_free(struct entry *e)
 
 void pd_presence_watch(const struct pd_client *c, const char *channel, int added)
 {
-  if (!enabled || strncmp(channel, "mission:", 8) != 0 || c->who.sub[0] == '\0')
+  /* traders only: a feed's service token or an admin watching over a
+   * mission is not one of the "N traders watching" (its role cannot change
+   * on the connection: a refresh keeps sub and role) */
+  if (!enabled || strncmp(channel, "mission:", 8) != 0 || c->who.sub[0] == '\0' ||
+      c->who.role != SORTIE_ROLE_USER)
     return;
   const char *sid = channel + 8;
   struct entry *e = lookup(sid, c->who.sub);

@@ -231,3 +231,34 @@ Test(presence, unknown_signal_404_and_other_channels_do_not_count, .timeout = 60
   free(path);
   free(tok);
 }
+
+/* Only traders count: a service token (a feed, a bot) and an admin on the
+ * mission channel are not watchers. */
+Test(presence, service_and_admin_streams_are_not_watchers, .timeout = 60)
+{
+  char sid[96];
+  new_signal(sid, sizeof sid, "presr");
+  char *path = strf("/events?channels=mission:%s", sid);
+  const char *roles[2] = {"service", "admin"};
+  struct sse_client *s[2];
+  for (int i = 0; i < 2; i++) {
+    char *tok = token_for(uniq(roles[i]), roles[i]);
+    s[i] = sse_open(world_push_base(), path, tok, NULL, NULL, 0, T_SHORT);
+    cr_assert(s[i] && s[i]->status == 200, "a %s stream on the mission", roles[i]);
+    cr_assert_not_null(sse_wait_idonly(s[i], T_SHORT));
+    free(tok);
+  }
+  presence_sync(sid, world_push_base());
+  cr_assert_eq(rest_watching(sid, NULL), 0, "a service or admin stream counted as a watcher");
+  char u[96];
+  snprintf(u, sizeof u, "%s", uniq("trader"));
+  struct sse_client *t = tab_sse(world_push_base(), sid, u);
+  cr_assert_eq(wait_watching(sid, 1), 1);
+  presence_sync(sid, world_push_base());
+  cr_assert_eq(rest_watching(sid, NULL), 1, "one trader beside a feed and an admin");
+  sse_close(t);
+  cr_assert_eq(wait_watching(sid, 0), 0);
+  for (int i = 0; i < 2; i++)
+    sse_close(s[i]);
+  free(path);
+}
