@@ -465,12 +465,16 @@ Test(rules, the_connection_after_max_conn_per_user_is_429_until_one_closes)
   free(tok);
 }
 
-/* Sends three long-polls (path, head h) of the user of tok, whose limit is
- * 3, and waits until they are waiting: a fourth (probe, timeout=0, which
- * answers at once when let in) is refused with 429. */
-static void three_waiting_polls(const char *path, const char *h, const char *probe,
-                                const char *tok, int fd[3])
+/* Sends three long-polls of the user of tok (whose limit is 3) on ch from
+ * cursor c0, each waiting up to timeout_s, and waits until they are waiting:
+ * a fourth with timeout=0 (which answers at once when let in) is refused
+ * with 429. Returns that fourth's query, for polls of the same user after. */
+static char *three_waiting_polls(const char *tok, const char *ch, const char *c0, int timeout_s,
+                                 int fd[3])
 {
+  char *path = strf("/poll?channels=%s&cursor=%s&timeout=%d", ch, c0, timeout_s);
+  char *h = strf("Authorization: Bearer %s\r\n", tok);
+  char *probe = strf("channels=%s&cursor=%s&timeout=0", ch, c0);
   for (int i = 0; i < 3; i++) {
     fd[i] = pc_get_send(world_push_base(), path, h, T_SHORT);
     cr_assert_geq(fd[i], 0);
@@ -481,6 +485,9 @@ static void three_waiting_polls(const char *path, const char *h, const char *pro
     st = poll_status(probe, tok, NULL);
   }
   cr_assert_eq(st, 429, "a fourth waiting long-poll of a user (limit 3) got %ld", st);
+  free(h);
+  free(path);
+  return probe;
 }
 
 /* Waiting long-polls count too: a user cannot hold more than the limit of
@@ -494,11 +501,8 @@ Test(rules, waiting_long_polls_count_against_max_conn_per_user)
   char *tok = token_for(u, "user");
   const char *ch = chan("market");
   char *c0 = cursor_now(ch);
-  char *path = strf("/poll?channels=%s&cursor=%s&timeout=20", ch, c0);
-  char *h = strf("Authorization: Bearer %s\r\n", tok);
-  char *probe = strf("channels=%s&cursor=%s&timeout=0", ch, c0);
   int fd[3];
-  three_waiting_polls(path, h, probe, tok, fd);
+  free(three_waiting_polls(tok, ch, c0, 20, fd));
   cr_assert_eq(sse_status(ch, tok, NULL), 429, "nor a stream beside three long-polls");
   /* an event answers the three; their slots come back */
   char *id = publish_ok(ch, "market_update", "{\"limp\":1}");
@@ -516,9 +520,6 @@ Test(rules, waiting_long_polls_count_against_max_conn_per_user)
   }
   cr_assert_eq(st, 200, "the answered long-polls did not give their slots back");
   free(id);
-  free(probe);
-  free(h);
-  free(path);
   free(c0);
   free(tok);
 }
@@ -532,11 +533,8 @@ Test(rules, a_long_poll_whose_client_hangs_up_gives_its_slot_back_at_once)
   char *tok = token_for(uniq("limh"), "user");
   const char *ch = chan("market");
   char *c0 = cursor_now(ch);
-  char *path = strf("/poll?channels=%s&cursor=%s&timeout=60", ch, c0);
-  char *h = strf("Authorization: Bearer %s\r\n", tok);
-  char *probe = strf("channels=%s&cursor=%s&timeout=0", ch, c0);
   int fd[3];
-  three_waiting_polls(path, h, probe, tok, fd);
+  char *probe = three_waiting_polls(tok, ch, c0, 60, fd);
   for (int i = 0; i < 3; i++)
     close(fd[i]);
   long st = 0;
@@ -546,8 +544,6 @@ Test(rules, a_long_poll_whose_client_hangs_up_gives_its_slot_back_at_once)
   }
   cr_assert_eq(st, 200, "5 s after three long-polls hung up, a poll of their user got %ld", st);
   free(probe);
-  free(h);
-  free(path);
   free(c0);
   free(tok);
   still_serves();
