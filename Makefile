@@ -145,8 +145,10 @@ $(BUILD)/bench/hello: bench/hello.c $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -o $@ $< $(LIBA) $(LIBS_FCGI) $(LIBS_CORE) $(LDFLAGS)
 
-bench: all $(BENCH_BINS)
+# (deps first: on a fresh machine the build itself needs the -dev packages)
+bench: deps
 	@sh tools/deps.sh --bench
+	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@BUILD=$(BUILD) sh bench/run.sh
 
 # ---- tests ----
