@@ -547,6 +547,37 @@ long long now_s(void)
   return now_ms() / 1000;
 }
 
+long world_pid(const char *name)
+{
+  char path[700];
+  snprintf(path, sizeof path, "%s/%s", world_run(), name);
+  FILE *f = fopen(path, "r");
+  long pid = 0;
+  if (f) {
+    if (fscanf(f, "%ld", &pid) != 1 || pid < 0)
+      pid = 0;
+    fclose(f);
+  }
+  return pid;
+}
+
+char *file_text(const char *path)
+{
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  FILE *f = fopen(path, "r");
+  if (f) {
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+      fwrite(chunk, 1, n, m);
+    fclose(f);
+  }
+  fclose(m);
+  return buf;
+}
+
 static int stalled;
 static pid_t stall_guard;
 

@@ -113,4 +113,9 @@ long fire(const char *user, const char *signal_id, const char *idem_key, struct 
 long long now_s(void);
 long long now_ms(void);
 
+/* the pid written in file RUN/NAME of the world's runtime folder, 0 when none */
+long world_pid(const char *name);
+/* the whole of a file as text ("" when it cannot be read); free it */
+char *file_text(const char *path);
+
 #endif

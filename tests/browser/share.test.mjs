@@ -183,4 +183,47 @@ describe('one push connection per browser', { timeout: 240_000 }, () => {
     await context.close();
   });
 
+  // The badge is the hub's, in every tab: with the daemon stopped the shared
+  // connection falls back to REST polling and every tab says so (not LIVE,
+  // over polling) and still gets the prices; with it back every tab is LIVE
+  // over WebSocket again, and each has every price once, in order. Last in
+  // this file: it stops and starts the world's daemon.
+  async function outage(inits) {
+    const sig = await world.createSignal({ symbol: inits.length ? 'AMD' : 'INTC' });
+    const { context, pages } = await tabs(3, sig, `tab-out-${inits.length}`, inits);
+    const { published, publish } = prices(sig.symbol);
+    await publish();
+    world.pushdStop();
+    try {
+      for (const p of pages) {
+        await p.waitForFunction(() => {
+          const b = document.getElementById('badge').dataset;
+          return b.state !== 'live' && b.transport === 'polling';
+        });
+      }
+      for (let i = 0; i < 3; i++) await publish();
+      for (const p of pages) await waitText(p, '#price', published.at(-1));
+    } finally {
+      world.pushdStart();
+    }
+    // the client tries WebSocket again 10 to 20 s after it fell back
+    for (const p of pages) await waitLive(p, 'websocket', 90_000);
+    await publish();
+    for (const p of pages) {
+      await waitText(p, '#price', published.at(-1));
+      const got = await p.evaluate(() => window.__events
+        .filter((e) => e.type === 'market_update').map((e) => e.data.price));
+      assert.deepEqual(got, published, 'a tab did not get every price once, in order');
+    }
+    await context.close();
+  }
+
+  test('SharedWorker: daemon down and back, every tab\'s badge follows the shared connection', async () => {
+    await outage([]);
+  });
+
+  test('Web Locks: daemon down and back, every tab\'s badge follows the leader\'s connection', async () => {
+    await outage([noSharedWorker]);
+  });
+
 });

@@ -19,10 +19,8 @@ SORTIE_WORLD_CONF("push.workers = 2\npush.presence_ttl_s = 3\n");
 Test(presence_faults, kill9_of_a_daemon_its_viewers_stop_counting_within_the_ttl, .timeout = 120)
 {
   char sid[96], sid2[96], alice[96], bob[96], carol[96], dave[96], bbase[64];
-  snprintf(sid, sizeof sid, "%s", uniq("presk"));
-  cr_assert_eq(make_signal(sid, 3600), 201);
-  snprintf(sid2, sizeof sid2, "%s", uniq("presk2"));
-  cr_assert_eq(make_signal(sid2, 3600), 201);
+  new_signal(sid, sizeof sid, "presk");
+  new_signal(sid2, sizeof sid2, "presk2");
   snprintf(dave, sizeof dave, "%s", uniq("dave"));
   snprintf(alice, sizeof alice, "%s", uniq("alice"));
   snprintf(bob, sizeof bob, "%s", uniq("bob"));

@@ -12,8 +12,7 @@ SORTIE_WORLD_CONF("push.workers = 2\npush.presence_ttl_s = 600\n");
 Test(presence_redis, counts_are_right_after_a_restart_with_and_without_the_data, .timeout = 180)
 {
   char sid[96], alice[96], bob[96], carol[96];
-  snprintf(sid, sizeof sid, "%s", uniq("presr"));
-  cr_assert_eq(make_signal(sid, 3600), 201);
+  new_signal(sid, sizeof sid, "presr");
   snprintf(alice, sizeof alice, "%s", uniq("alice"));
   snprintf(bob, sizeof bob, "%s", uniq("bob"));
   snprintf(carol, sizeof carol, "%s", uniq("carol"));

@@ -254,20 +254,6 @@ static long long wait_topology(int primary, int replica)
   return -1;
 }
 
-static pid_t pid_in(const char *file)
-{
-  char path[700];
-  snprintf(path, sizeof path, "%s/%s", world_run(), file);
-  FILE *f = fopen(path, "r");
-  int pid = 0;
-  if (f) {
-    if (fscanf(f, "%d", &pid) != 1)
-      pid = 0;
-    fclose(f);
-  }
-  return (pid_t)pid;
-}
-
 /* ---- the clients: one thread each, never asserting ---- */
 
 struct ev {
@@ -471,7 +457,7 @@ static int run_phase(const char *name, const struct server *victim_srv, int new_
   }
   pc_sleep_ms(300);
 
-  pid_t victim = pid_in(victim_srv->pidfile);
+  pid_t victim = (pid_t)world_pid(victim_srv->pidfile);
   cr_assert(victim > 0, "%s: no pid in %s", name, victim_srv->pidfile);
   pthread_t th[NTHREADS];
   long long t0 = pc_now();

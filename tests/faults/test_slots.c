@@ -48,33 +48,23 @@ Test(slots, a_killed_daemons_slots_count_until_their_ttl_and_no_longer)
 
   /* the dead daemon could not give them back: they still count */
   cr_assert_eq(stream_status(tok), 429, "the killed daemon's slots stopped counting at once");
-  char key[256];
-  snprintf(key, sizeof key, "%sconns:%s", kp(), sub);
-  const char *zr[] = {"ZRANGE", key, "0", "-1", "WITHSCORES"};
-  sortie_reply *r = rcmd(5, zr);
-  cr_assert(r && sortie_reply_type(r) == SORTIE_REPLY_ARRAY);
-  size_t n = sortie_reply_len(r) / 2;
+  char **members;
+  long long *until;
+  size_t n = slots_of(sub, &members, &until);
   long long now = now_s();
   cr_assert_eq(n, 4, "%zu slots in Redis", n);
-  for (size_t i = 0; i < n; i++) {
-    size_t l;
-    const char *sc = sortie_reply_str(sortie_reply_at(r, 2 * i + 1), &l);
-    long long until = atoll(sc);
-    cr_assert(until > now && until <= now + TTL_S, "a slot counts until %lld (now %lld)", until,
-              now);
-  }
+  for (size_t i = 0; i < n; i++)
+    cr_assert(until[i] > now && until[i] <= now + TTL_S, "a slot counts until %lld (now %lld)",
+              until[i], now);
   /* three minutes without renewal: each slot's expiry is in the past */
+  char key[256], past[32];
+  snprintf(key, sizeof key, "%sconns:%s", kp(), sub);
+  snprintf(past, sizeof past, "%lld", now - 1);
   for (size_t i = 0; i < n; i++) {
-    size_t l;
-    const char *m = sortie_reply_str(sortie_reply_at(r, 2 * i), &l);
-    char *member = strndup(m, l);
-    char past[32];
-    snprintf(past, sizeof past, "%lld", now - 1);
-    const char *za[] = {"ZADD", key, "XX", past, member};
+    const char *za[] = {"ZADD", key, "XX", past, members[i]};
     sortie_reply_free(rcmd(5, za));
-    free(member);
   }
-  sortie_reply_free(r);
+  free_slots(members, until, n);
   cr_assert_eq(stream_status(tok), 200, "expired slots still count");
   free(tok);
 }

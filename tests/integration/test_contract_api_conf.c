@@ -147,36 +147,44 @@ static int expire_with(const char *socket_env, const char *more_env)
   return code;
 }
 
-/* redis.socket wins over redis.host/port: with the port pointing nowhere,
- * a program reaches a Redis listening only on the unix socket */
-Test(contract_conf, redis_socket_is_used_instead_of_host_and_port, .timeout = 30)
+/* a private Redis that listens on the unix socket RUN/extra/NAME.sock only
+ * (its path in sock), with more options (shell words); stop_redis(NAME) */
+static void start_redis(const char *name, const char *more, char *sock, size_t n)
 {
-  char sock[512], pidf[512], env[600];
-  snprintf(sock, sizeof sock, "%s/extra/capi-redis.sock", world_run());
-  snprintf(pidf, sizeof pidf, "%s/extra/capi-redis.pid", world_run());
+  const char *run = world_run();
   char cmd[2048];
+  snprintf(sock, n, "%s/extra/%s.sock", run, name);
   snprintf(cmd, sizeof cmd,
-           "mkdir -p '%s/extra' && redis-server --port 0 --unixsocket '%s' --save '' "
-           "--appendonly no --daemonize yes --pidfile '%s' --dir '%s/extra' "
-           "--logfile '%s/extra/capi-redis.log'",
-           world_run(), sock, pidf, world_run(), world_run());
+           "mkdir -p '%s/extra' && redis-server --port 0 --unixsocket '%s' %s --save '' "
+           "--appendonly no --daemonize yes --pidfile '%s/extra/%s.pid' --dir '%s/extra' "
+           "--logfile '%s/extra/%s.log'",
+           run, sock, more, run, name, run, run, name);
   cr_assert_eq(system(cmd), 0, "%s", cmd);
   long long until = now_ms() + 10000;
   while (access(sock, F_OK) != 0 && now_ms() < until)
     usleep(20 * 1000);
   cr_assert_eq(access(sock, F_OK), 0, "no socket %s", sock);
+}
+
+static void stop_redis(const char *name)
+{
+  char pidf[300];
+  snprintf(pidf, sizeof pidf, "extra/%s.pid", name);
+  long pid = world_pid(pidf);
+  if (pid > 0)
+    kill((pid_t)pid, SIGTERM);
+}
+
+/* redis.socket wins over redis.host/port: with the port pointing nowhere,
+ * a program reaches a Redis listening only on the unix socket */
+Test(contract_conf, redis_socket_is_used_instead_of_host_and_port, .timeout = 30)
+{
+  char sock[512], env[600];
+  start_redis("capi-redis", "", sock, sizeof sock);
   snprintf(env, sizeof env, "SORTIE_REDIS_SOCKET=%s", sock);
   int ok = expire_with(env, NULL);
   int none = expire_with("SORTIE_REDIS_SOCKET=/nonexistent/redis.sock", NULL);
-  FILE *f = fopen(pidf, "r");
-  int pid = 0;
-  if (f) {
-    if (fscanf(f, "%d", &pid) != 1)
-      pid = 0;
-    fclose(f);
-  }
-  if (pid > 0)
-    kill(pid, SIGTERM);
+  stop_redis("capi-redis");
   cr_assert_eq(ok, 0, "sortie-expire over the socket: exit %d", ok);
   cr_assert_eq(none, 1, "sortie-expire with a missing socket: exit %d", none);
 }
@@ -224,32 +232,18 @@ Test(contract_conf, history_is_capped_at_about_maxlen_and_a_trimmed_cursor_reset
  * file's password (its newline left out), and refused without it */
 Test(contract_conf, redis_password_file_authenticates, .timeout = 30)
 {
-  char sock[512], pidf[512], pwf[512], env[600], pwenv[600], cmd[2048];
-  snprintf(sock, sizeof sock, "%s/extra/capi-redis-pw.sock", world_run());
-  snprintf(pidf, sizeof pidf, "%s/extra/capi-redis-pw.pid", world_run());
+  char sock[512], pwf[512], env[600], pwenv[600];
+  start_redis("capi-redis-pw", "--requirepass capi-s3cret", sock, sizeof sock);
   snprintf(pwf, sizeof pwf, "%s/extra/capi-redis.pw", world_run());
-  snprintf(cmd, sizeof cmd,
-           "mkdir -p '%s/extra' && printf 'capi-s3cret\\n' > '%s' && redis-server --port 0 "
-           "--unixsocket '%s' --requirepass capi-s3cret --save '' --appendonly no "
-           "--daemonize yes --pidfile '%s' --dir '%s/extra' --logfile '%s/extra/capi-redis-pw.log'",
-           world_run(), pwf, sock, pidf, world_run(), world_run());
-  cr_assert_eq(system(cmd), 0, "%s", cmd);
-  long long until = now_ms() + 10000;
-  while (access(sock, F_OK) != 0 && now_ms() < until)
-    usleep(20 * 1000);
+  FILE *pw = fopen(pwf, "w");
+  cr_assert_not_null(pw, "%s", pwf);
+  fputs("capi-s3cret\n", pw);
+  fclose(pw);
   snprintf(env, sizeof env, "SORTIE_REDIS_SOCKET=%s", sock);
   snprintf(pwenv, sizeof pwenv, "SORTIE_REDIS_PASSWORD_FILE=%s", pwf);
   int with = expire_with(env, pwenv);
   int without = expire_with(env, NULL);
-  FILE *f = fopen(pidf, "r");
-  int pid = 0;
-  if (f) {
-    if (fscanf(f, "%d", &pid) != 1)
-      pid = 0;
-    fclose(f);
-  }
-  if (pid > 0)
-    kill(pid, SIGTERM);
+  stop_redis("capi-redis-pw");
   cr_assert_eq(with, 0, "with the password file: exit %d", with);
   cr_assert_eq(without, 1, "without a password: exit %d", without);
 }
@@ -282,10 +276,9 @@ static void refused_with(const char *mark)
  * programs write to a new log.file */
 Test(contract_conf, sighup_to_the_api_pool_reopens_log_file, .timeout = 60)
 {
-  char logf[512], old[512], pidf[512];
+  char logf[512], old[512];
   snprintf(logf, sizeof logf, "%s/log/sortie.log", world_run());
   snprintf(old, sizeof old, "%s/log/sortie.log.capi", world_run());
-  snprintf(pidf, sizeof pidf, "%s/api.pid", world_run());
   char mark[96];
   snprintf(mark, sizeof mark, "%s", uniq("before"));
   refused_with(mark);
@@ -294,10 +287,8 @@ Test(contract_conf, sighup_to_the_api_pool_reopens_log_file, .timeout = 60)
     usleep(50 * 1000);
   cr_assert(file_has(logf, mark), "no line for %s before the rotation", mark);
   cr_assert_eq(rename(logf, old), 0);
-  FILE *f = fopen(pidf, "r");
-  int pid = 0;
-  cr_assert(f && fscanf(f, "%d", &pid) == 1 && pid > 0, "no pid in %s", pidf);
-  fclose(f);
+  pid_t pid = (pid_t)world_pid("api.pid");
+  cr_assert_gt(pid, 0, "no pid in %s/api.pid", world_run());
   cr_assert_eq(kill(pid, SIGHUP), 0);
   /* until a worker that reopened answers: each try has its own mark */
   int found = 0;

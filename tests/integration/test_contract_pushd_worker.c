@@ -8,18 +8,11 @@
 
 SORTIE_WORLD_CONF("push.workers = 1\n");
 
+/* the master's worker, 0 while it has none */
 static long only_worker(void)
 {
-  long master = pushd_master_pid(), w = 0;
-  char path[128];
-  snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", master, master);
-  FILE *f = fopen(path, "r");
-  if (f) {
-    if (fscanf(f, "%ld", &w) != 1)
-      w = 0;
-    fclose(f);
-  }
-  return w;
+  long w = pushd_worker_pid();
+  return w == pushd_master_pid() ? 0 : w;
 }
 
 Test(worker, the_master_starts_a_dead_worker_again)

@@ -63,23 +63,6 @@ static void write_file(const char *path, int mode, const char *text)
   chmod(path, (mode_t)mode);
 }
 
-static char *read_file(const char *path)
-{
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return strdup("");
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *m = open_memstream(&buf, &len);
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-    fwrite(chunk, 1, n, m);
-  fclose(f);
-  fclose(m);
-  return buf;
-}
-
 /* as root, Apache's workers (and so the programs) run as www-data */
 static int as_root(void) { return geteuid() == 0; }
 
@@ -96,7 +79,7 @@ static void give_to_www(const char *path)
  * pointed at the copies next to the programs */
 static void write_program_conf(const char *secret, const char *www, const char *log)
 {
-  char *world = read_file(world_conf());
+  char *world = file_text(world_conf());
   char path[700];
   snprintf(path, sizeof path, "%s/cgi-bin/sortie.conf", A.site);
   FILE *f = fopen(path, "w");
@@ -236,7 +219,7 @@ static void apache_start(int use_fcgid)
       A.pid = 0;
       char elog[700];
       snprintf(elog, sizeof elog, "%s/log/error.log", A.dir);
-      char *e1 = read_file(logp), *e2 = read_file(elog);
+      char *e1 = file_text(logp), *e2 = file_text(elog);
       cr_assert_fail("the second Apache exited at start: %s %s", e1, e2);
     }
     usleep(100000);
@@ -252,7 +235,7 @@ static void apache_stop(void)
     return;
   char pf[700];
   snprintf(pf, sizeof pf, "%s/run/httpd.pid", A.dir);
-  char *txt = read_file(pf);
+  char *txt = file_text(pf);
   pid_t p = (pid_t)atoi(txt);
   free(txt);
   if (p != A.pid)
@@ -435,7 +418,7 @@ Test(fcgid, config_and_secret_are_not_served)
 {
   char secret_path[700];
   snprintf(secret_path, sizeof secret_path, "%s/jwt.secret", world_run());
-  char *secret = read_file(secret_path);
+  char *secret = file_text(secret_path);
   cr_assert(strlen(secret) >= 32);
   const char *paths[] = {"/cgi-bin/sortie.conf", "/cgi-bin/jwt.secret", "/cgi-bin/%73ortie.conf",
                          "/cgi-bin/sortie.conf?x", "/www/../cgi-bin/sortie.conf"};

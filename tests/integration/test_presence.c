@@ -17,12 +17,6 @@ static const char *second_port(void)
 }
 SORTIE_WORLD_PREPARE(second_port);
 
-static void new_signal(char *sid, size_t n, const char *prefix)
-{
-  snprintf(sid, n, "%s", uniq(prefix));
-  cr_assert_eq(make_signal(sid, 3600), 201, "signal %s", sid);
-}
-
 Test(presence, two_users_three_tabs_count_two_and_the_tabs_get_the_history, .timeout = 120)
 {
   char sid[96], alice[96], bob[96];

@@ -9,9 +9,8 @@ SORTIE_WORLD_CONF("push.presence = 0\npush.workers = 1\n");
 Test(presence_off, no_count_no_event_no_member, .timeout = 60)
 {
   char sid[96], u[96];
-  snprintf(sid, sizeof sid, "%s", uniq("presoff"));
+  new_signal(sid, sizeof sid, "presoff");
   snprintf(u, sizeof u, "%s", uniq("offuser"));
-  cr_assert_eq(make_signal(sid, 3600), 201);
   char *ch = strf("mission:%s", sid);
   struct sse_client *a = tab_sse(world_push_base(), sid, u);
   struct ws_client *b = tab_ws(world_push_base(), sid, "offother");

@@ -272,5 +272,12 @@ PU struct ws_client *tab_ws(const char *base, const char *sid, const char *user)
   return c;
 }
 
+/* a fresh signal (its mission the one watched), id in sid */
+PU void new_signal(char *sid, size_t n, const char *prefix)
+{
+  snprintf(sid, n, "%s", uniq(prefix));
+  cr_assert_eq(make_signal(sid, 3600), 201, "signal %s", sid);
+}
+
 #undef PU
 #endif

@@ -12,41 +12,12 @@ SORTIE_WORLD_CONF("push.workers = 1\n"
 
 #define MANY 400 /* over six slices of 64: some renewal calls carry a full batch */
 
-/* member -> score of every slot of `sub`, as parallel arrays (n returned) */
-static size_t slots_of(const char *sub, char ***members, long long **scores)
-{
-  char key[256];
-  snprintf(key, sizeof key, "%sconns:%s", kp(), sub);
-  const char *zr[] = {"ZRANGE", key, "0", "-1", "WITHSCORES"};
-  sortie_reply *r = rcmd(5, zr);
-  cr_assert(r && sortie_reply_type(r) == SORTIE_REPLY_ARRAY);
-  size_t n = sortie_reply_len(r) / 2;
-  *members = calloc(n + 1, sizeof **members);
-  *scores = calloc(n + 1, sizeof **scores);
-  for (size_t i = 0; i < n; i++) {
-    size_t l;
-    const char *m = sortie_reply_str(sortie_reply_at(r, 2 * i), &l);
-    (*members)[i] = strndup(m, l);
-    (*scores)[i] = atoll(sortie_reply_str(sortie_reply_at(r, 2 * i + 1), &l));
-  }
-  sortie_reply_free(r);
-  return n;
-}
-
 static long long score_of(char **members, long long *scores, size_t n, const char *m)
 {
   for (size_t i = 0; i < n; i++)
     if (strcmp(members[i], m) == 0)
       return scores[i];
   return -1;
-}
-
-static void free_slots(char **members, long long *scores, size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    free(members[i]);
-  free(members);
-  free(scores);
 }
 
 Test(renew, every_live_slot_is_renewed_in_batches_and_a_closed_one_is_not_brought_back,

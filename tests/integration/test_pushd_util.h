@@ -105,16 +105,8 @@ U char *cursor_now(const char *channels)
  * and a line of that worker's /proc status ("VmRSS:", "VmHWM:") in KiB, -1 */
 U long pushd_master_pid(void)
 {
-  char path[512];
-  snprintf(path, sizeof path, "%s/pushd.pid", world_run());
-  FILE *f = fopen(path, "r");
-  long p = -1;
-  if (f) {
-    if (fscanf(f, "%ld", &p) != 1)
-      p = -1;
-    fclose(f);
-  }
-  return p;
+  long p = world_pid("pushd.pid");
+  return p > 0 ? p : -1;
 }
 
 U long pushd_worker_pid(void)
@@ -380,5 +372,37 @@ U void sse_ws_expect_only(struct sse_client *s, size_t n, struct ws_client *w, c
   free(m);
 }
 
+/* user `sub`'s connection slots in Redis (PUSHD.md, push.max_conn_per_user):
+ * member -> score (the time it counts until), as parallel arrays (n
+ * returned); free them with free_slots */
+U size_t slots_of(const char *sub, char ***members, long long **scores)
+{
+  char key[256];
+  snprintf(key, sizeof key, "%sconns:%s", kp(), sub);
+  const char *zr[] = {"ZRANGE", key, "0", "-1", "WITHSCORES"};
+  sortie_reply *r = rcmd(5, zr);
+  cr_assert(r && sortie_reply_type(r) == SORTIE_REPLY_ARRAY);
+  size_t n = sortie_reply_len(r) / 2;
+  *members = calloc(n + 1, sizeof **members);
+  *scores = calloc(n + 1, sizeof **scores);
+  for (size_t i = 0; i < n; i++) {
+    size_t l;
+    const char *m = sortie_reply_str(sortie_reply_at(r, 2 * i), &l);
+    (*members)[i] = strndup(m, l);
+    (*scores)[i] = atoll(sortie_reply_str(sortie_reply_at(r, 2 * i + 1), &l));
+  }
+  sortie_reply_free(r);
+  return n;
+}
+
+U void free_slots(char **members, long long *scores, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    free(members[i]);
+  free(members);
+  free(scores);
+}
+
 #undef U
+
 #endif

@@ -71,13 +71,8 @@ static json_object *stats_of(const char *user)
 /* pids of the FastCGI pool's workers (children of the pool's master) */
 static int pool_workers(int *pids, int max)
 {
-  char path[600];
-  snprintf(path, sizeof path, "%s/api.pid", world_run());
-  FILE *f = fopen(path, "r");
-  cr_assert_not_null(f, "no %s", path);
-  int master = 0;
-  cr_assert_eq(fscanf(f, "%d", &master), 1);
-  fclose(f);
+  int master = (int)world_pid("api.pid");
+  cr_assert_gt(master, 0, "no pid in %s/api.pid", world_run());
   int n = 0;
   DIR *d = opendir("/proc");
   struct dirent *e;

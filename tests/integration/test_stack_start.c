@@ -73,20 +73,7 @@ static char *slurp(const struct stack *s, const char *name)
 {
   char path[700];
   snprintf(path, sizeof path, "%s/%s", s->run, name);
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return strdup("");
-  size_t cap = 4096, len = 0;
-  char *b = malloc(cap);
-  size_t n;
-  while ((n = fread(b + len, 1, cap - len - 1, f)) > 0) {
-    len += n;
-    if (cap - len < 2048)
-      b = realloc(b, cap *= 2);
-  }
-  b[len] = 0;
-  fclose(f);
-  return b;
+  return file_text(path);
 }
 
 /* a socket listening on 127.0.0.1:port that never accepts: the port is taken */

@@ -92,6 +92,20 @@ function defaultEnv() {
   };
 }
 
+/* What both kinds of client (createDirect, and a tab of sortie-share.js)
+ * say to their listeners: gives client on(kind, fn) for 'state', 'error'
+ * and 'token', which returns the function that removes fn, and returns
+ * emit(kind, value), which calls each listener of kind. */
+export function listenable(client) {
+  const listeners = { state: new Set(), error: new Set(), token: new Set() };
+  client.on = (kind, fn) => {
+    if (!listeners[kind]) throw new Error('sortie-client: no such event: ' + kind);
+    listeners[kind].add(fn);
+    return () => listeners[kind].delete(fn);
+  };
+  return (kind, value) => { for (const fn of [...listeners[kind]]) fn(value); };
+}
+
 /* Creates a client; it connects once something is subscribed.
  * options: getToken() → a token, null (the sortie_token cookie travels by
  * itself) or a Promise of either; DEFAULTS' keys; env: see defaultEnv;
@@ -110,7 +124,6 @@ export function createDirect(options = {}) {
   const types = [...new Set(EVENT_TYPES.concat(opts.types))];
 
   const subs = new Map();        // channel -> Set of handlers
-  const listeners = { state: new Set(), error: new Set(), token: new Set() };
   let token = null;
   let asked = 0;                 // getToken before the first connect: 0 not yet, 1 asking, 2 done
   let level = 0;                 // index in order of the transport tried
@@ -130,7 +143,7 @@ export function createDirect(options = {}) {
 
   const clear = (t) => { if (t !== null) env.clearTimeout(t); return null; };
   const later = (fn, ms) => env.setTimeout(fn, ms);
-  const emit = (kind, value) => { for (const fn of [...listeners[kind]]) fn(value); };
+  const emit = listenable(client);
   const channels = () => [...subs.keys()];
 
   function setState(state, transport) {
@@ -509,14 +522,9 @@ export function createDirect(options = {}) {
     Promise.resolve().then(channelsChanged);
   }
 
-  /* on('state', fn({state, transport})), on('error', fn(message)): a
-   * WebSocket error message; on('token', fn(token)): a new token in use.
-   * Returns the function that removes fn. */
-  client.on = (kind, fn) => {
-    if (!listeners[kind]) throw new Error('sortie-client: no such event: ' + kind);
-    listeners[kind].add(fn);
-    return () => listeners[kind].delete(fn);
-  };
+  /* client.on (listenable): on('state', fn({state, transport})),
+   * on('error', fn(message)): a WebSocket error message; on('token',
+   * fn(token)): a new token in use. */
 
   /* Asks getToken again now: a new token is used from now on (a live
    * WebSocket takes it in place); after EXPIRED, connects again. */

@@ -11,7 +11,7 @@
  * last events, so a tab that joins late gets what it missed since its cursor,
  * or a reset for a channel when they are gone. */
 
-import { createDirect, idCmp, RECONNECTING } from './sortie-client.js';
+import { createDirect, idCmp, listenable, RECONNECTING } from './sortie-client.js';
 
 const BUFFER = 256;        // events the hub keeps for members that join late
 const TOKEN_WAIT = 5000;   // ms a member has to answer a token request
@@ -138,7 +138,6 @@ export function createShared(options) {
   const subs = new Map();     // channel -> Set of handlers
   const joined = new Set();   // channels the hub has said 'joined' for
   const last = new Map();     // channel -> id of the last event handed over
-  const listeners = { state: new Set(), error: new Set(), token: new Set() };
   let toHub = null;           // sends a message to the hub, once linked
   let linking = false;
   let closed = false;
@@ -156,7 +155,7 @@ export function createShared(options) {
     sharing: mode,                  // 'worker' or 'locks'
     get leader() { return hub !== null; },
   };
-  const emit = (kind, v) => { for (const fn of [...listeners[kind]]) fn(v); };
+  const emit = listenable(client);
 
   function ask() {
     return Promise.resolve().then(() => (options.getToken ? options.getToken() : null))
@@ -310,11 +309,6 @@ export function createShared(options) {
       joined.delete(channel);
       if (toHub) toHub({ t: 'unsub', channel });
     };
-  };
-  client.on = (kind, fn) => {
-    if (!listeners[kind]) throw new Error('sortie-client: no such event: ' + kind);
-    listeners[kind].add(fn);
-    return () => listeners[kind].delete(fn);
   };
   client.refresh = () => {
     if (toHub) toHub({ t: 'refresh' });
