@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import * as sortie from '../../www/static/sortie-client.js';
 import { createHub } from '../../www/static/sortie-share.js';
 
-const { createClient, backoff, LIVE, RECONNECTING, OFFLINE, EXPIRED } = sortie;
+const { createClient, backoff, idCmp, LIVE, RECONNECTING, OFFLINE, EXPIRED } = sortie;
 
 /* ---- the fakes ---- */
 
@@ -497,3 +497,88 @@ describe('sortie-share hub', () => {
   });
 });
 
+describe('sortie-share over Web Locks', () => {
+  // One fake browser: a BroadcastChannel per tab (a message reaches every
+  // other tab's channel of the same name a task later, in the order posted;
+  // lose(from, to) drops what tab `from` posts to tab `to` from then on, as
+  // a closing tab's last posts can be lost), and one Web Lock handed out in
+  // the order asked.
+  function browser() {
+    const chans = new Set();
+    const lost = new Set();
+    const tabChannel = (tab) => class {
+      constructor(name) { this.name = name; chans.add(this); }
+      postMessage(m) {
+        const data = structuredClone(m);
+        for (const c of chans) {
+          if (c === this || c.name !== this.name || lost.has(`${tab}>${c.tab}`)) continue;
+          setImmediate(() => { if (chans.has(c)) c.onmessage?.({ data }); });
+        }
+      }
+      close() { chans.delete(this); }
+      get tab() { return tab; }
+    };
+    const queue = [];
+    let held = false;
+    const next = () => {
+      if (held || !queue.length) return;
+      held = true;
+      const { cb, resolve } = queue.shift();
+      setImmediate(() => Promise.resolve(cb()).then((v) => { held = false; resolve(v); next(); }));
+    };
+    const locks = { request: (name, cb) => new Promise((resolve) => { queue.push({ cb, resolve }); next(); }) };
+    return { tabChannel, locks, lose: (from, to) => lost.add(`${from}>${to}`) };
+  }
+
+  test('the leader closes after its last event reached one tab and not another: the next leader resumes from the oldest tab\'s cursor, no gap, no repeat', async () => {
+    const w = setup();
+    w.client.close(); // only its fakes are used
+    const b = browser();
+    // lets the tabs' messages and the lock go round (each a task later)
+    const settle = async () => { for (let i = 0; i < 20; i++) await w.clock.advance(0); };
+    const tabs = {};
+    const got = { A: [], B: [], C: [] };
+    for (const t of ['A', 'B', 'C']) {
+      tabs[t] = createClient({
+        share: true, getToken: () => 'tok-1', pushUrl: 'https://sortie.example/push',
+        env: { ...w.env, SharedWorker: undefined, locks: b.locks, BroadcastChannel: b.tabChannel(t) },
+      });
+      tabs[t].subscribe('market:X', (e) => got[t].push(e.id));
+      await w.clock.advance(0);
+    }
+    await w.clock.advance(300);
+    assert.equal(tabs.A.leader, true);
+    assert.equal(FakeWebSocket.all.length, 1, 'one connection for three tabs');
+    const ws1 = w.ws();
+    ws1.greet();
+    ws1.say({ type: 'subscribed', channels: ['market:X'] });
+    for (let i = 1; i <= 5; i++) ws1.say(ev(i, 'market:X', 'market_update'));
+    await settle();
+    assert.deepEqual(got.C, ['1-0', '2-0', '3-0', '4-0', '5-0']);
+    // the leader's post of 6 reaches B and never C; then the leader closes
+    b.lose('A', 'C');
+    ws1.say(ev(6, 'market:X', 'market_update'));
+    await settle();
+    assert.deepEqual(got.B.at(-1), '6-0');
+    assert.deepEqual(got.C.at(-1), '5-0');
+    tabs.A.close();
+    await settle();
+    await w.clock.advance(300);
+    await settle();
+    assert.equal(tabs.B.leader, true);
+    const ws2 = w.ws();
+    assert.notEqual(ws2, ws1);
+    ws2.greet();
+    // the daemon's side: what came after the cursor asked for, then a new event
+    const since = ws2.sent.at(-1).since;
+    ws2.say({ type: 'subscribed', channels: ['market:X'] });
+    for (const e of [ev(6, 'market:X', 'market_update')]) if (!since || idCmp(e.id, since) > 0) ws2.say(e);
+    ws2.say(ev(7, 'market:X', 'market_update'));
+    await settle();
+    const all = ['1-0', '2-0', '3-0', '4-0', '5-0', '6-0', '7-0'];
+    assert.deepEqual(got.B, all, 'the new leader: every event once, in order');
+    assert.deepEqual(got.C, all, 'the other tab: every event once, in order (resumed from since=' + since + ')');
+    tabs.B.close();
+    tabs.C.close();
+  });
+});

@@ -15,6 +15,7 @@ import { createDirect, idCmp, listenable, RECONNECTING } from './sortie-client.j
 
 const BUFFER = 256;        // events the hub keeps for members that join late
 const TOKEN_WAIT = 5000;   // ms a member has to answer a token request
+const GATHER_WAIT = 250;   // ms a new leader waits for the other tabs to say where they are
 
 /* The hub: one direct client for all the members. send(member, message)
  * reaches one member; getToken(): a token (asked of a member). */
@@ -145,6 +146,8 @@ export function createShared(options) {
   let release = null;         // lets the lock go (locks)
   let bc = null;
   const registry = new Map(); // locks: other member id -> Set of channels
+  let leaderId = null;        // locks: the tab that last said it holds the hub
+  let gathering = null;       // locks: this tab is taking the hub over (lead)
   const cleanup = [];
 
   const client = {
@@ -247,6 +250,7 @@ export function createShared(options) {
       if (m.from !== undefined && m.from !== id) {
         if (m.t === 'hello') {
           registry.set(m.from, new Set(m.channels));
+          if (gathering) { gathering(m); return; }
           if (!hub) bc.postMessage({ t: 'here', from: id, channels: [...subs.keys()] });
         } else if (m.t === 'here') {
           registry.set(m.from, new Set(m.channels));
@@ -258,10 +262,14 @@ export function createShared(options) {
         } else if (m.t === 'bye') {
           registry.delete(m.from);
         } else if (m.t === 'leader') {
-          // a new hub: what it may not know of this tab, again
-          if ([...subs.keys()].some((c) => !joined.has(c))) hello();
+          // a new hub asks where this tab is (lead): its channels and cursor
+          leaderId = m.from;
+          hello();
           return;
         }
+        // (a sub, unsub or bye while the hub is being taken over is in the
+        // registry, which the new hub starts from)
+        if (gathering) return;
         if (hub && m.t !== 'here') hub.receive(m);
       }
     };
@@ -281,14 +289,42 @@ export function createShared(options) {
     }).catch(() => {});
   }
 
-  /* This tab holds the hub now: every member known keeps its channels, the
-   * connection resumes from the newest event this tab got. */
+  /* This tab holds the hub now. It first asks the other tabs where they are
+   * (each answers with a hello: its channels and cursor) and waits for them
+   * all, or GATHER_WAIT; then the connection resumes from the oldest cursor
+   * of all, its own included, and every member keeps its channels. The
+   * oldest, not this tab's own: the last events a closing leader posted can
+   * reach one tab and never another, and resuming from the newest would
+   * leave that other tab a gap. What a tab gets again it drops ('had it'). */
   function lead() {
-    const sendTo = (to, m) => (to === id ? fromHub(m) : bc.postMessage({ ...m, to }));
-    hub = createHub({ ...hubOptions(options), cursor: client.cursor }, sendTo, ask);
-    for (const [mid, chs] of registry) hub.adopt(mid, chs);
-    hub.receive({ t: 'hello', from: id, channels: [...subs.keys()], cursor: client.cursor });
+    registry.delete(leaderId); // the tab that held the hub is gone
+    const hellos = new Map();
+    const setT = env.setTimeout || g.setTimeout;
+    const clearT = env.clearTimeout || g.clearTimeout;
+    let timer = null;
+    const start = () => {
+      if (!gathering) return;
+      gathering = null;
+      clearT(timer);
+      if (closed) return;
+      let cursor = client.cursor;
+      for (const h of hellos.values()) {
+        if (h.cursor && (!cursor || idCmp(h.cursor, cursor) < 0)) cursor = h.cursor;
+      }
+      const sendTo = (to, m) => (to === id ? fromHub(m) : bc.postMessage({ ...m, to }));
+      // (in the page: the tab's own env, which a SharedWorker cannot be sent)
+      hub = createHub({ ...hubOptions(options), env: options.env, cursor }, sendTo, ask);
+      for (const [mid, chs] of registry) if (!hellos.has(mid)) hub.adopt(mid, chs);
+      for (const h of hellos.values()) hub.receive(h);
+      hub.receive({ t: 'hello', from: id, channels: [...subs.keys()], cursor: client.cursor });
+    };
+    gathering = (m) => {
+      hellos.set(m.from, m);
+      if ([...registry.keys()].every((k) => hellos.has(k))) start();
+    };
+    timer = setT(start, GATHER_WAIT);
     bc.postMessage({ t: 'leader', from: id });
+    if (!registry.size) start();
   }
 
   /* ---- the API, as createDirect's ---- */
