@@ -122,9 +122,12 @@ void sortie_page_missing(struct sortie_app *app, struct sortie_req *req, struct 
 void sortie_page_mission(struct sortie_app *app, struct sortie_req *req, struct sortie_resp *resp)
 {
   const char *sid = req->param[0];
-  const char *argv[] = {sid};
+  /* `watching` in the page's data too, where presence is counted: a
+   * visitor who is not signed in (no live connection, no GET
+   * /api/missions) still sees it, as of the page's rendering */
+  const char *argv[] = {sid, app->cfg.push_presence ? "1" : ""};
   sortie_reply *rep = sortie_redis_script(app->redis, SORTIE_LUA_SIGNAL_GET,
-                                          SORTIE_REDIS_IDEMPOTENT, 1, argv, NULL);
+                                          SORTIE_REDIS_IDEMPOTENT, 2, argv, NULL);
   if (rep == NULL) {
     LOG_ERROR("page", "%s", sortie_redis_errstr(app->redis));
     simple_page(app, resp, 503, &unavailable_tpl, "503.html", sid);

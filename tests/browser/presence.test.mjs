@@ -27,6 +27,13 @@ describe('presence on the pages', { timeout: 120_000 }, () => {
     await waitText(bob, '#watching', '2');
     await waitText(ann, '#watching', '2');
     assert.equal(await textOf(ann, '#watching-label'), 'traders');
+    // a visitor who is not signed in (no live connection, GET /api/missions
+    // refused): the count as of the page's rendering
+    const visitor = await newPage(browser);
+    await visitor.goto(world.missionUrl(sig.id, null));
+    await waitText(visitor, '#watching', '2');
+    assert.equal(await visitor.isVisible('#watching-line'), true);
+    await visitor.context().close();
 
     // a second tab of ann's, in another browser context (its own push
     // connection): still two users

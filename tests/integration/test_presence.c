@@ -25,6 +25,7 @@ Test(presence, two_users_three_tabs_count_two_and_the_tabs_get_the_history, .tim
   snprintf(bob, sizeof bob, "%s", uniq("bob"));
   char *ch = strf("mission:%s", sid);
   cr_assert_eq(rest_watching(sid, NULL), 0, "nobody watches yet");
+  cr_assert_eq(page_watching(sid), 0, "the mission page's data");
   cr_assert_eq(rest_watching(sid, alice), 0);
   char *cursor0 = cursor_now(ch);
 
@@ -45,6 +46,7 @@ Test(presence, two_users_three_tabs_count_two_and_the_tabs_get_the_history, .tim
   cr_assert_eq(wait_watching(sid, 2), 2, "two users, three tabs");
   wait_update(sid, 2);
   cr_assert_eq(rest_watching(sid, alice), 2, "GET /api/missions/{id}");
+  cr_assert_eq(page_watching(sid), 2, "the data of the mission page GET /mission/{id}");
   cr_assert_eq(holders_of(sid, alice), 1, "alice's two tabs on one worker: one holding");
 
   /* Bob's tab got exactly the mission's history after cursor0, in order,

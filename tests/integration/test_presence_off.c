@@ -31,6 +31,7 @@ Test(presence_off, no_count_no_event_no_member, .timeout = 60)
   free(sse_expect_only(a, ch, 0));
   cr_assert_eq(rest_watching(sid, NULL), -1, "watching in GET /api/signals/{id}");
   cr_assert_eq(rest_watching(sid, u), -1, "watching in GET /api/missions/{id}");
+  cr_assert_eq(page_watching(sid), -1, "watching in the mission page's data");
   char pat[200];
   snprintf(pat, sizeof pat, "%spres:*", kp());
   const char *keys[] = {"KEYS", pat};

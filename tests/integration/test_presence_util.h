@@ -34,6 +34,30 @@ PU long long rest_watching(const char *sid, const char *user)
   return v;
 }
 
+/* `watching` in the data of the mission page GET /mission/{sid} renders
+ * (its mission-data block), -1 when absent, -2 when the page is not there */
+PU long long page_watching(const char *sid)
+{
+  char *path = strf("/mission/%s", sid);
+  struct http_resp r;
+  http("GET", path, NULL, NULL, NULL, NULL, &r);
+  long long v = -2;
+  const char *open = r.status == 200 ? strstr(r.body, "id=\"mission-data\">") : NULL;
+  const char *end = open ? strstr(open, "</script>") : NULL;
+  if (end) {
+    open += strlen("id=\"mission-data\">");
+    char *js = strndup(open, (size_t)(end - open));
+    json_object *o = json_tokener_parse(js), *w = NULL;
+    cr_assert_not_null(o, "the page's mission data is not JSON: %s", js);
+    v = json_object_object_get_ex(o, "watching", &w) ? json_object_get_int64(w) : -1;
+    json_object_put(o);
+    free(js);
+  }
+  http_free(&r);
+  free(path);
+  return v;
+}
+
 /* waits (bounded) until GET /api/signals/{sid} says `want`; the last value */
 PU long long wait_watching(const char *sid, long long want)
 {

@@ -346,5 +346,6 @@ import { takeToken, storedToken } from "./token.js";
     });
   }
 
+  showWatching(mission.watching); // as rendered; GET /api/missions and the events keep it current
   loadMission();
 })();
