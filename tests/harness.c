@@ -578,6 +578,14 @@ char *file_text(const char *path)
   return buf;
 }
 
+int file_has(const char *path, const char *needle)
+{
+  char *t = file_text(path);
+  int hit = strstr(t, needle) != NULL;
+  free(t);
+  return hit;
+}
+
 static int stalled;
 static pid_t stall_guard;
 

@@ -117,5 +117,7 @@ long long now_ms(void);
 long world_pid(const char *name);
 /* the whole of a file as text ("" when it cannot be read); free it */
 char *file_text(const char *path);
+/* 1 when the file holds needle (0 when it does not, or cannot be read) */
+int file_has(const char *path, const char *needle);
 
 #endif

@@ -615,15 +615,7 @@ static int log_has(const char *needle)
 {
   char p[512];
   snprintf(p, sizeof p, "%s/log/sortie.log", world_run());
-  FILE *f = fopen(p, "r");
-  if (!f)
-    return 0;
-  char line[4096];
-  int found = 0;
-  while (!found && fgets(line, sizeof line, f))
-    found = strstr(line, needle) != NULL;
-  fclose(f);
-  return found;
+  return file_has(p, needle);
 }
 
 /* a refusal is an [http] info line in log.file with the query's token=

@@ -248,19 +248,6 @@ Test(contract_conf, redis_password_file_authenticates, .timeout = 30)
   cr_assert_eq(without, 1, "without a password: exit %d", without);
 }
 
-static int file_has(const char *path, const char *needle)
-{
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return 0;
-  char line[4096];
-  int found = 0;
-  while (!found && fgets(line, sizeof line, f))
-    found = strstr(line, needle) != NULL;
-  fclose(f);
-  return found;
-}
-
 /* a 404 whose log line carries `mark` */
 static void refused_with(const char *mark)
 {

@@ -27,14 +27,8 @@ static void outage_lock(void)
 
 static int redis_pid(void)
 {
-  char path[600];
-  snprintf(path, sizeof path, "%s/redis/redis.pid", world_run());
-  FILE *f = fopen(path, "r");
-  cr_assert_not_null(f, "no %s", path);
-  int pid = 0;
-  cr_assert_eq(fscanf(f, "%d", &pid), 1);
-  fclose(f);
-  cr_assert(pid > 0);
+  int pid = (int)world_pid("redis/redis.pid");
+  cr_assert_gt(pid, 0, "no pid in %s/redis/redis.pid", world_run());
   return pid;
 }
 

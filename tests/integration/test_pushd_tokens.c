@@ -315,15 +315,8 @@ static int logs_holding(const char *dir, const char *needle, char *which, size_t
     if (e->d_name[0] == '.')
       continue;
     char *path = strf("%s/%s", dir, e->d_name);
-    FILE *f = fopen(path, "r");
+    int hit = file_has(path, needle);
     free(path);
-    if (f == NULL)
-      continue;
-    char line[8192];
-    int hit = 0;
-    while (!hit && fgets(line, sizeof line, f))
-      hit = strstr(line, needle) != NULL;
-    fclose(f);
     if (hit) {
       found++;
       size_t l = strlen(which);
